@@ -1,0 +1,62 @@
+"""Build envs from a config: the one place that maps settings to gymnasium calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+
+from envs.batched import ConfigError
+from perception.spec import ObsSpec
+
+
+def split_env_config(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(gymnasium id, constructor kwargs) from an env config with an ``id`` key."""
+    if "id" not in cfg:
+        raise ConfigError(
+            "env config has no 'id'; pick one with env=<name> (see `sensorium envs list`)"
+        )
+    kwargs = {k: v for k, v in cfg.items() if k != "id"}
+    return str(cfg["id"]), kwargs
+
+
+def make_vector_env(
+    cfg: Mapping[str, Any], num_envs: int, vectorization_mode: str = "auto"
+) -> gym.vector.VectorEnv:
+    """A vector env of `num_envs` worlds.
+
+    ``vectorization_mode="auto"`` takes the natively batched class when the env
+    registers one, else gymnasium's ``SyncVectorEnv``.
+    """
+    env_id, kwargs = split_env_config(cfg)
+    if env_id not in gym.registry:
+        raise ConfigError(f"unknown env id {env_id!r}; registered sensorium envs: "
+                          + ", ".join(k for k in gym.registry if k.startswith("sensorium/")))
+    if vectorization_mode == "auto":
+        native = gym.registry[env_id].vector_entry_point is not None
+        vectorization_mode = "vector_entry_point" if native else "sync"
+    if vectorization_mode == "sync":
+        from gymnasium.vector import AutoresetMode
+
+        return gym.make_vec(
+            env_id, num_envs=num_envs, vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
+        )
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode, **kwargs)
+
+
+def obs_spec_of(env: gym.Env | gym.vector.VectorEnv) -> ObsSpec:
+    """The ObsSpec an env declares; the outermost wrapper that sets one wins."""
+    layer: Any = env
+    while layer is not None:
+        spec = getattr(layer, "obs_spec", None)
+        if isinstance(spec, ObsSpec):
+            return spec
+        if hasattr(layer, "envs"):  # SyncVectorEnv / AsyncVectorEnv over single envs
+            return obs_spec_of(layer.envs[0])
+        layer = getattr(layer, "env", None)
+    raise ConfigError(
+        f"{env} declares no obs_spec; wrap third-party envs with "
+        "envs.multimodal.MultimodalWrapper"
+    )
