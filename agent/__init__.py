@@ -1,0 +1,1 @@
+"""Training: actor-critic, PPO, imitation, rollout storage, runner."""

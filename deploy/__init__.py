@@ -1,0 +1,1 @@
+"""Deployment: ONNX export and the torch-free runtime."""
