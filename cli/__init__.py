@@ -1,0 +1,1 @@
+"""The ``sensorium`` command: subcommands configured with Hydra."""

@@ -1,0 +1,96 @@
+"""``sensorium <command> [<subcommand>] [key=value ...]``: one entry point, Hydra configs.
+
+Each command has a structured primary config (see :mod:`cli.config_store`);
+everything after the command words is handed to Hydra, so overrides
+(``env.map_size=9``), config groups (``env=modality_probe``), ``--help``,
+``--cfg job`` and ``-m`` sweeps work as Hydra documents them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+USAGE = """usage: sensorium <command> [key=value ...] [--help]
+
+commands:
+{commands}
+
+Settings are Hydra overrides: `sensorium envs show env=modality_probe seed=3`.
+`sensorium <command> --help` lists the config groups and every setting."""
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]
+    config: str  # primary config name in Hydra's ConfigStore
+    target: str  # "module:function" taking the composed DictConfig
+    help: str
+
+
+COMMANDS = (
+    Command(("demo",), "demo", "cli.demo:run",
+            "the main job on the default world: expert episodes, video, success and speed"),
+    Command(("envs", "list"), "envs_list", "cli.envs_cmd:list_envs",
+            "the registered worlds with their observation and action specs"),
+    Command(("envs", "show"), "envs_show", "cli.envs_cmd:show",
+            "an mp4 of the expert: egocentric view, top-down map, audio"),
+    Command(("envs", "bench"), "envs_bench", "cli.envs_cmd:bench",
+            "env-steps/s of the batched world vs gymnasium's SyncVectorEnv (JSON report)"),
+)
+
+
+def _usage() -> str:
+    lines = [f"  {' '.join(c.words):<14} {c.help}" for c in COMMANDS]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def _find(argv: list[str]) -> tuple[Command, list[str]]:
+    for cmd in sorted(COMMANDS, key=lambda c: -len(c.words)):
+        n = len(cmd.words)
+        if tuple(argv[:n]) == cmd.words:
+            return cmd, argv[n:]
+    given = " ".join(a for a in argv[:2] if "=" not in a and not a.startswith("-"))
+    raise SystemExit(f"sensorium: unknown command {given!r}\n\n{_usage()}")
+
+
+def _load(target: str) -> Callable:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return
+    cmd, overrides = _find(argv)
+    import hydra
+
+    from cli.config_store import register_configs
+
+    register_configs()
+    name = " ".join(cmd.words)
+    hydra_args = [
+        "hydra.run.dir=.",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=stdout",
+        "hydra/hydra_logging=disabled",
+        f"hydra.job.name={cmd.config}",
+        "hydra.help.header='sensorium " + f"{name}: {cmd.help}".replace("'", "\\'") + "'",
+        "hydra.help.footer='Hydra: --hydra-help; a sweep: -m key=a,b'",
+        "hydra.sweep.dir=multirun/" + cmd.config + "/${now:%Y-%m-%d_%H-%M-%S}",
+    ]
+    task = _load(cmd.target)
+    old_argv = sys.argv
+    sys.argv = [f"sensorium {name}", *hydra_args, *overrides]
+    try:
+        hydra.main(version_base=None, config_path="pkg://configs", config_name=cmd.config)(task)()
+    finally:
+        sys.argv = old_argv
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The ``sensorium`` command, run as users run it (a subprocess of the installed entry point)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+SENSORIUM = shutil.which("sensorium") or str(Path(sys.executable).parent / "sensorium")
+
+
+def sensorium(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([SENSORIUM, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sensorium {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_top_level_help_lists_the_commands(tmp_path: Path) -> None:
+    out = sensorium("--help", cwd=tmp_path).stdout
+    for words in ("demo", "envs list", "envs show", "envs bench"):
+        assert words in out
+
+
+def test_command_help_lists_the_config_groups(tmp_path: Path) -> None:
+    out = sensorium("envs", "show", "--help", cwd=tmp_path).stdout
+    assert "== Configuration groups ==" in out
+    assert "env: audiovisual_nav" in out
+    assert "map_size: 11" in out
+
+
+def test_envs_list_shows_the_specs(tmp_path: Path) -> None:
+    out = sensorium("envs", "list", cwd=tmp_path).stdout
+    assert "env=audiovisual_nav  (sensorium/AudioVisualNav-v0)" in out
+    assert "audio     audio   (2, 1600)" in out
+    assert "['stop', 'forward', 'turn_left', 'turn_right']" in out
+
+
+def test_envs_show_writes_a_video_opencv_can_read(tmp_path: Path) -> None:
+    out = sensorium("envs", "show", "out=v.mp4", "still=v.png", "max_frames=15", "episodes=1",
+                    "env.image_size=32", cwd=tmp_path).stdout
+    assert "wrote 15 frames to v.mp4" in out
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    frames = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames += 1
+        assert frame.shape[1] == 3 * 32 * 4  # rgb, depth and map side by side
+    cap.release()
+    assert frames == 15
+    assert cv2.imread(str(tmp_path / "v.png")) is not None
+
+
+def test_envs_bench_writes_a_json_report(tmp_path: Path) -> None:
+    out = sensorium("envs", "bench", "num_envs=[1,4]", "steps=3", "repeats=2", "out=b.json",
+                    cwd=tmp_path).stdout
+    assert "report: b.json" in out
+    report = json.loads((tmp_path / "b.json").read_text())
+    rows = report["results"]
+    assert [r["num_envs"] for r in rows] == [1, 4]
+    for r in rows:
+        assert r["native"]["steps_per_s_median"] > 0 and len(r["native"]["steps_per_s_all"]) == 2
+        assert r["native_over_sync"] == pytest.approx(
+            r["native"]["steps_per_s_median"] / r["sync"]["steps_per_s_median"])
+
+
+def test_bad_settings_and_commands_get_clear_errors(tmp_path: Path) -> None:
+    proc = sensorium("envs", "show", "env.image_size=-1", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "image_size=-1 is invalid; it must be an integer >= 8" in proc.stderr + proc.stdout
+    proc = sensorium("envs", "show", "env=nowhere", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "nowhere" in proc.stderr
+    proc = sensorium("evns", "list", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "unknown command 'evns list'" in proc.stderr
