@@ -1,0 +1,222 @@
+"""Third-party gymnasium envs as multimodal ones: the render as ``rgb``, the state as ``proprio``.
+
+``gymnasium.make("sensorium/Multimodal-v0", env_id="Reacher-v5")`` (after
+``import envs``) gives a Dict-observation env with an ``obs_spec``, so every
+sensorium layer, the sensor wrappers included, works on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.registration import load_env_creator
+
+from envs.batched import ConfigError
+from envs.config import require, require_float, require_int
+from perception.spec import ModalityKind, ModalitySpec, ObsSpec
+
+# MuJoCo picks its GL backend when first imported (by gymnasium.make of a MuJoCo env, below):
+# render offscreen on the CPU unless the user chose otherwise.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+ENV_ID = "sensorium/Multimodal-v0"
+
+
+@dataclass
+class MultimodalConfig:
+    """A third-party gymnasium env made multimodal (``rgb`` + ``proprio``)."""
+
+    id: str = ENV_ID
+    """gymnasium id of the multimodal wrapper env; keep it."""
+    env_id: str = "CartPole-v1"
+    """The gymnasium env to wrap (``CartPole-v1``, ``Reacher-v5``...); it must render rgb_array."""
+    image_size: int = 64
+    """Side of the square ``rgb`` observation, in pixels."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Further keyword arguments for ``gymnasium.make(env_id, ...)``."""
+    rate_hz: float | None = None
+    """Observation and control rate; null takes the env's ``render_fps`` (else ``1 / dt``)."""
+
+    def validate(self) -> None:
+        where = f"env {self.id}"
+        require(
+            where, "env_id", self.env_id, isinstance(self.env_id, str) and bool(self.env_id),
+            "a gymnasium env id such as 'CartPole-v1'",
+        )
+        require_int(where, "image_size", self.image_size, 1)
+        if self.rate_hz is not None:
+            require_float(where, "rate_hz", self.rate_hz, 0.0, lo_open=True)
+        require(
+            where, "env_kwargs", self.env_kwargs,
+            isinstance(self.env_kwargs, Mapping)
+            and self.env_kwargs.get("render_mode", "rgb_array") == "rgb_array",
+            "a mapping of gymnasium.make keyword arguments (render_mode is always rgb_array)",
+        )
+
+
+class MultimodalWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """A Box-observation env that renders rgb_array, as a Dict-observation multimodal env.
+
+    Observations: ``rgb``, the render resized to ``image_size`` x ``image_size``
+    (``cv2.INTER_AREA``, aspect not kept), uint8; ``proprio``, the env's own
+    observation as float32. Both come at the env's render rate
+    (``metadata["render_fps"]``, else ``1 / dt``) unless `rate_hz` is given.
+    Invalid actions raise a ValueError that says what actions the env takes.
+    """
+
+    def __init__(self, env: gym.Env, image_size: int = 64, rate_hz: float | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, image_size=image_size, rate_hz=rate_hz)
+        super().__init__(env)
+        self.env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        where = f"MultimodalWrapper({self.env_id})"
+        self._where = where
+        require_int(where, "image_size", image_size, 1)
+        space = env.observation_space
+        if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+            raise ConfigError(
+                f"{where}: the env's observation space {space} is not a 1-D Box, so it cannot be "
+                "the proprio vector; wrap the env in gymnasium.wrappers.FlattenObservation first"
+            )
+        if env.render_mode != "rgb_array":
+            raise ConfigError(
+                f"{where}: the env renders {env.render_mode!r}, not 'rgb_array'; create it with "
+                "gymnasium.make(..., render_mode='rgb_array') or use make_multimodal"
+            )
+        if rate_hz is None:
+            rate_hz = _rate_of(env, where)
+        require_float(where, "rate_hz", rate_hz, 0.0, lo_open=True)
+        self.image_size = image_size
+        self.obs_spec = ObsSpec(
+            (
+                ModalitySpec(
+                    "rgb", ModalityKind.IMAGE, (image_size, image_size, 3), "uint8", rate_hz,
+                    low=0.0, high=255.0, description=f"{self.env_id} rgb_array render, resized",
+                ),
+                ModalitySpec(
+                    "proprio", ModalityKind.VECTOR, space.shape, "float32", rate_hz,
+                    low=float(np.min(space.low)), high=float(np.max(space.high)),
+                    description=f"{self.env_id} observation",
+                ),
+            ),
+            control_hz=rate_hz,
+        )
+        self.observation_space = self.obs_spec.to_space()
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], Any, bool, bool, dict[str, Any]]:
+        return super().step(self._checked(action))
+
+    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "rgb": self._rgb(self.env.render()),
+            "proprio": np.asarray(observation, dtype=np.float32),
+        }
+
+    def _rgb(self, frame: Any) -> np.ndarray:
+        arr = np.asarray(frame) if frame is not None else None
+        if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+            got = "None" if arr is None else f"shape {arr.shape} dtype {arr.dtype}"
+            raise ConfigError(
+                f"{self._where}: render() must return an (H, W, 3) uint8 image, got {got}"
+            )
+        rgb = np.ascontiguousarray(arr[:, :, :3])
+        size = self.image_size
+        if rgb.shape[:2] != (size, size):
+            rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def _checked(self, action: Any) -> Any:
+        """`action` as the env takes it (integral numbers as int for Discrete), or a ValueError."""
+        space = self.action_space
+        arr = np.asarray(action)
+        if isinstance(space, spaces.Discrete):
+            lo, hi = int(space.start), int(space.start + space.n)
+            integral = np.issubdtype(arr.dtype, np.integer) or (
+                np.issubdtype(arr.dtype, np.floating) and arr.ndim == 0 and float(arr).is_integer()
+            )
+            if arr.ndim == 0 and integral and lo <= int(arr) < hi:
+                return int(arr)
+            rule = f"an integer in [{lo}, {hi})"
+        elif isinstance(space, spaces.Box):
+            if arr.shape == space.shape and np.issubdtype(arr.dtype, np.number) and np.all(
+                np.isfinite(arr)
+            ):
+                return action
+            rule = (
+                f"a finite numeric array of shape {space.shape} "
+                f"(bounds {np.min(space.low):g} to {np.max(space.high):g})"
+            )
+        elif space.contains(action):
+            return action
+        else:
+            rule = f"in {space}"
+        raise ValueError(f"{self._where}: invalid action {action!r}; an action is {rule}")
+
+
+def _rate_of(env: gym.Env, where: str) -> float:
+    fps = env.metadata.get("render_fps")
+    if fps:
+        return float(fps)
+    dt = getattr(env.unwrapped, "dt", None)
+    if dt:
+        return 1.0 / float(dt)
+    raise ConfigError(
+        f"{where}: the env declares neither metadata['render_fps'] nor dt; pass rate_hz="
+    )
+
+
+def _renders_at_size(env_id: str) -> bool:
+    """Whether the env's constructor takes ``width`` and ``height`` (MuJoCo envs do)."""
+    entry = gym.spec(env_id).entry_point
+    creator = entry if callable(entry) else load_env_creator(entry)
+    if not inspect.isclass(creator):
+        return False
+    for cls in creator.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is not None and {"width", "height"} <= set(inspect.signature(init).parameters):
+            return True
+    return False
+
+
+def make_multimodal(
+    env_id: str,
+    image_size: int = 64,
+    env_kwargs: Mapping[str, Any] | None = None,
+    rate_hz: float | None = None,
+    **kwargs: Any,
+) -> MultimodalWrapper:
+    """``gymnasium.make(env_id, render_mode="rgb_array", ...)`` wrapped by MultimodalWrapper.
+
+    Envs whose constructor takes ``width``/``height`` (MuJoCo) render at
+    `image_size` directly unless those are given.
+
+    Args:
+        env_id: the gymnasium env to wrap.
+        image_size: side of the square ``rgb`` observation, in pixels.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (as a config carries them).
+        rate_hz: observation rate; by default the env's render rate.
+        **kwargs: more keyword arguments for ``gymnasium.make``.
+    """
+    merged = {**(env_kwargs or {}), **kwargs}
+    cfg = MultimodalConfig(env_id=env_id, image_size=image_size, env_kwargs=merged, rate_hz=rate_hz)
+    cfg.validate()
+    merged.pop("render_mode", None)
+    try:
+        sized = _renders_at_size(env_id)
+    except gym.error.Error as e:
+        raise ConfigError(
+            f"env {cfg.id}: env_id={env_id!r} is not a gymnasium env ({e}); "
+            "use a registered id such as 'CartPole-v1' or 'Reacher-v5'"
+        ) from e
+    if sized:
+        merged.setdefault("width", image_size)
+        merged.setdefault("height", image_size)
+    env = gym.make(env_id, render_mode="rgb_array", **merged)
+    return MultimodalWrapper(env, image_size=image_size, rate_hz=rate_hz)
