@@ -13,13 +13,18 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from envs.audiovisual_nav.config import AudioVisualNavConfig
+from envs.multimodal import MultimodalConfig
 
 DEFAULT_ENV = "audiovisual_nav"
 
 
 def env_group() -> dict[str, Any]:
     """The ``env`` group: option name -> config dataclass instance."""
-    return {"audiovisual_nav": AudioVisualNavConfig()}
+    return {
+        "audiovisual_nav": AudioVisualNavConfig(),
+        "cartpole": MultimodalConfig(env_id="CartPole-v1"),
+        "reacher": MultimodalConfig(env_id="Reacher-v5"),
+    }
 
 
 def _defaults(env: str = DEFAULT_ENV) -> list[Any]:

@@ -40,10 +40,8 @@ def list_envs(cfg: DictConfig) -> None:
             rate = f"{m.sample_rate} Hz audio, " if m.sample_rate else ""
             print(f"    {m.name:<9} {m.kind.value:<7} {str(m.shape):<14} {m.dtype:<8} "
                   f"{rate}{m.rate_hz:g}/s  {m.description}")
-        actions = env.get_wrapper_attr("action_spec") if hasattr(env.unwrapped, "action_spec") \
-            else None
-        print(f"    actions: {env.action_space}"
-              + (f" {list(actions.names)}" if actions is not None and actions.names else ""))
+        names = getattr(getattr(env.unwrapped, "action_spec", None), "names", ())
+        print(f"    actions: {env.action_space}" + (f" {list(names)}" if names else ""))
         env.close()
 
 
