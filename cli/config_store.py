@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from envs.audiovisual_nav.config import AudioVisualNavConfig
+from envs.modality_probe.config import ModalityProbeConfig
 from envs.multimodal import MultimodalConfig
 
 DEFAULT_ENV = "audiovisual_nav"
@@ -22,6 +23,7 @@ def env_group() -> dict[str, Any]:
     """The ``env`` group: option name -> config dataclass instance."""
     return {
         "audiovisual_nav": AudioVisualNavConfig(),
+        "modality_probe": ModalityProbeConfig(),
         "cartpole": MultimodalConfig(env_id="CartPole-v1"),
         "reacher": MultimodalConfig(env_id="Reacher-v5"),
     }

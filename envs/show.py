@@ -18,6 +18,7 @@ from perception.spec import ModalityKind, ObsSpec
 
 TEXT_BGR = (30, 30, 30)
 IMAGE_KINDS = (ModalityKind.IMAGE, ModalityKind.DEPTH)
+STILL_FRAME = 12  # the frame written as the still (or the last, in shorter videos)
 PANEL_BG = 250
 
 
@@ -124,9 +125,8 @@ def record_video(env_cfg: Mapping[str, Any], out: str | Path, episodes: int = 2,
                 if not writer.isOpened():
                     raise RuntimeError(f"OpenCV cannot write mp4 to {out}; check the path")
             writer.write(frame)
-            if still and frames == min(12, max_frames - 1):
-                Path(still).parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(still), frame)
+            if frames <= STILL_FRAME:
+                still_frame = frame
             frames += 1
             actions = env.expert_actions() if has_expert else env.action_space.sample()
             obs, reward, term, trunc, info = env.step(actions)
@@ -139,6 +139,9 @@ def record_video(env_cfg: Mapping[str, Any], out: str | Path, episodes: int = 2,
         if writer is not None:
             writer.release()
         env.close()
+    if still and frames:
+        Path(still).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(still), still_frame)
     return {"video": str(out), "frames": frames, "episodes": ended}
 
 
