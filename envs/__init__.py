@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import gymnasium
 
-from envs.batched import BatchedEnv, ConfigError
+from envs.batched import BatchedEnv
 from envs.factory import make_vector_env, obs_spec_of
+from perception.settings import ConfigError
 
 _REGISTRY = {
     "sensorium/AudioVisualNav-v0": "envs.audiovisual_nav.env:AudioVisualNav",

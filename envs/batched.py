@@ -8,11 +8,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from perception.settings import ConfigError
 from perception.spec import ActionSpec, ObsSpec
 
-
-class ConfigError(ValueError):
-    """An env setting is out of range; the message names the setting and the fix."""
+__all__ = ["BatchedEnv", "ConfigError", "seed_states"]
 
 
 def seed_states(seed: int | None, num_envs: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.batched import ConfigError
+from perception.settings import ConfigError
 from perception.spec import ObsSpec
 
 

@@ -19,8 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.registration import load_env_creator
 
-from envs.batched import ConfigError
-from envs.config import require, require_float, require_int
+from perception.settings import ConfigError, require, require_float, require_int
 from perception.spec import ModalityKind, ModalitySpec, ObsSpec
 
 # MuJoCo picks its GL backend when first imported (by gymnasium.make of a MuJoCo env, below):

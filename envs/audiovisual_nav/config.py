@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from envs.config import require, require_float, require_int
+from perception.settings import require, require_float, require_int
 
 WHERE = "env AudioVisualNav"
 

@@ -11,8 +11,8 @@ from envs.audiovisual_nav import world as W
 from envs.audiovisual_nav.config import WHERE, AudioVisualNavConfig
 from envs.audiovisual_nav.sound import LOOP_S, make_noise_table, make_sound_bank
 from envs.batched import BatchedEnv, seed_states
-from envs.config import config_from_kwargs
 from envs.single import SingleWorldEnv
+from perception.settings import config_from_kwargs
 from perception.spec import ActionSpec, ModalityKind, ModalitySpec, ObsSpec
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from envs.config import require, require_float, require_int
 from envs.modality_probe.render import KINDS, OBS_KEYS, Renderer, make_renderer, tone_bins
+from perception.settings import require, require_float, require_int
 
 WHERE = "env ModalityProbe"
 

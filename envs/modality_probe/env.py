@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from envs.batched import BatchedEnv
-from envs.config import config_from_kwargs
 from envs.modality_probe.config import WHERE, ModalityProbeConfig
 from envs.modality_probe.panel import world_panel
 from envs.single import SingleWorldEnv
+from perception.settings import config_from_kwargs
 from perception.spec import ActionSpec, ObsSpec
 
 LATENTS = ("r", "u_a", "u_b", "s_a", "s_b")

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from envs.config import config_from_kwargs
 from envs.modality_probe.config import WHERE, ModalityProbeConfig
 from envs.modality_probe.render import AudioRenderer, ImageRenderer, Renderer, VectorRenderer
+from perception.settings import config_from_kwargs
 from perception.spec import presence_key
 
 QUANT_VAR = 1.0 / 12.0

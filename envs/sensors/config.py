@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from envs.batched import ConfigError
-from envs.config import require, require_float, require_int
 from envs.sensors.transforms import (
     Delay,
     Dropout,
@@ -16,6 +14,7 @@ from envs.sensors.transforms import (
     SampleAndHold,
     SensorTransform,
 )
+from perception.settings import ConfigError, require, require_float, require_int
 
 
 @dataclass

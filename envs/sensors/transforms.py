@@ -14,8 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from envs.batched import ConfigError
-from envs.config import require, require_float, require_int
+from perception.settings import ConfigError, require, require_float, require_int
 from perception.spec import ModalityKind, ModalitySpec, ObsSpec, presence_key
 
 Obs = dict[str, np.ndarray]

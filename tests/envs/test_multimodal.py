@@ -13,9 +13,9 @@ from gymnasium.vector import AutoresetMode
 
 import envs  # noqa: F401  (registers sensorium/Multimodal-v0)
 from envs import ConfigError, obs_spec_of
-from envs.config import as_kwargs
 from envs.factory import split_env_config
 from envs.multimodal import MultimodalConfig, MultimodalWrapper, make_multimodal
+from perception.settings import as_kwargs
 from perception.spec import ModalityKind
 
 # CartPole renders with pygame, which initialises SDL at the first render: no display needed.

@@ -1,4 +1,7 @@
-"""Env settings: typed dataclasses, built from keyword arguments with clear errors."""
+"""Typed settings: dataclasses built from keyword arguments, with errors that say the fix.
+
+Torch-free, shared by every layer (envs, perception, agent, deploy).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from envs.batched import ConfigError
-
 T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting is out of range; the message names the setting and the fix."""
 
 
 def config_from_kwargs(cls: type[T], kwargs: Mapping[str, Any], where: str) -> T:
