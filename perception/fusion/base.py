@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from perception.settings import ConfigError
+from perception.settings import ConfigError, config_from_kwargs
 
 FUSIONS: dict[str, type[Fusion]] = {}
 
