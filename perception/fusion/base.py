@@ -79,7 +79,7 @@ class MissingTokens(nn.Module):
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         """Features with absent rows replaced by the modality's token (NaN-safe)."""
-        return {n: torch.where(present[n][:, None], f, self.tokens[n].expand_as(f))
+        return {n: torch.where(present[n][:, None], f, self.tokens[n])
                 for n, f in features.items()}
 
 
