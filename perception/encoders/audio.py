@@ -1,0 +1,66 @@
+"""Audio: an in-graph log-mel front-end, per-band running normalisation, a 1-D conv over time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import Tensor, nn
+
+from perception.encoders.base import Encoder, register_encoder
+from perception.encoders.image import conv_out
+from perception.preprocess.audio import LogMel, LogMelConfig
+from perception.preprocess.normalize import RunningNorm
+from perception.settings import require_int
+from perception.spec import ModalityKind, ModalitySpec
+
+
+@dataclass
+class AudioEncoderConfig:
+    """Audio encoder settings."""
+
+    log_mel: LogMelConfig = field(default_factory=LogMelConfig)
+    """The spectral front-end (inside the exported graph)."""
+    channels: int = 32
+    """Output channels of the conv over time (its input: every channel's mel bands)."""
+    out_dim: int = 64
+    """Feature size."""
+
+    def validate(self) -> None:
+        self.log_mel.validate()
+        require_int("audio encoder", "channels", self.channels, 1)
+        require_int("audio encoder", "out_dim", self.out_dim, 1)
+
+
+@register_encoder(ModalityKind.AUDIO)
+class AudioEncoder(Encoder):
+    """(B, channels, samples) float32 waveform -> (B, out_dim).
+
+    The log-mel of every channel is stacked band-wise, so the first conv sees
+    level differences between the ears in each band (the binaural cue).
+    """
+
+    def __init__(self, spec: ModalitySpec, cfg: AudioEncoderConfig) -> None:
+        super().__init__(spec)
+        channels, samples = spec.shape
+        self.log_mel = LogMel(int(spec.sample_rate), cfg.log_mel)
+        _, frames, mels = self.log_mel.out_shape(channels, samples)
+        self.norm = RunningNorm((mels,))
+        self.conv = nn.Sequential(
+            nn.Conv1d(channels * mels, cfg.channels, 3, 2, 1), nn.ReLU(), nn.Flatten()
+        )
+        steps = conv_out(frames, 3, 2, 1)
+        self.head = nn.Sequential(nn.Linear(cfg.channels * steps, cfg.out_dim), nn.ReLU())
+        self.out_dim = cfg.out_dim
+
+    def features(self, x: Tensor) -> Tensor:
+        """(B, channels * mels, frames): normalised log-mel, bands of all channels stacked."""
+        m = self.norm(self.log_mel(x))  # (B, C, frames, mels)
+        b, c, f, n = m.shape
+        return m.transpose(2, 3).reshape(b, c * n, f)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.conv(self.features(x)))
+
+    def update_normalizer(self, x: Tensor) -> None:
+        m = self.log_mel(x)
+        self.norm.update(m.reshape(-1, m.shape[-1]))

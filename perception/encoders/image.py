@@ -1,0 +1,70 @@
+"""A small CNN for egocentric images and depth maps (64x64 and similar)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from perception.encoders.base import Encoder, register_encoder
+from perception.preprocess.image import image_preprocess
+from perception.settings import require, require_int
+from perception.spec import ModalityKind, ModalitySpec, SpecError
+
+
+@dataclass
+class ImageEncoderConfig:
+    """CNN settings: a 4x4 stride-4 patch layer, then 3x3 stride-2 layers, then a linear layer."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32, 32])
+    """Output channels of each conv layer; the first is the 4x4 stride-4 patch layer."""
+    out_dim: int = 64
+    """Feature size."""
+
+    def validate(self) -> None:
+        where = "image encoder"
+        require(where, "channels", self.channels, len(self.channels) >= 1, "a non-empty list")
+        for c in self.channels:
+            require_int(where, "channels[i]", c, 1)
+        require_int(where, "out_dim", self.out_dim, 1)
+
+
+def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+@register_encoder(ModalityKind.IMAGE, ModalityKind.DEPTH)
+class ImageEncoder(Encoder):
+    """uint8 (B, H, W, C) images or float (B, H, W, 1) depth -> (B, out_dim)."""
+
+    def __init__(self, spec: ModalitySpec, cfg: ImageEncoderConfig) -> None:
+        super().__init__(spec)
+        h, w, c = spec.shape
+        if min(h, w) < 8:
+            raise SpecError(
+                f"modality {spec.name!r}: image {h}x{w} is too small for the CNN encoder; "
+                "it needs at least 8x8 pixels"
+            )
+        self.preprocess = image_preprocess(spec)
+        layers: list[nn.Module] = []
+        in_ch = c
+        for i, out_ch in enumerate(cfg.channels):
+            k, s, p = (4, 4, 0) if i == 0 else (3, 2, 1)
+            if conv_out(h, k, s, p) < 1 or conv_out(w, k, s, p) < 1:
+                break  # small images: stop downsampling before nothing is left
+            layers += [nn.Conv2d(in_ch, out_ch, k, s, p), nn.ReLU()]
+            h, w, in_ch = conv_out(h, k, s, p), conv_out(w, k, s, p), out_ch
+        self.conv = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * h * w, cfg.out_dim), nn.ReLU())
+        self.out_dim = cfg.out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.conv(self.preprocess(x)))
+
+
+def image_input_example(spec: ModalitySpec, batch: int) -> Tensor:
+    """A random raw batch for `spec` (for export and tests)."""
+    if spec.kind is ModalityKind.IMAGE:
+        return torch.randint(0, 256, (batch, *spec.shape), dtype=torch.uint8)
+    return torch.rand(batch, *spec.shape) * float(spec.high)

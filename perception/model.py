@@ -1,0 +1,100 @@
+"""The perception model: raw observations -> encoders -> fusion -> (memory) -> state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from perception.config import PerceptionConfig
+from perception.encoders import build_encoder
+from perception.fusion import build_fusion
+from perception.memory import Memory
+from perception.settings import config_from_kwargs
+from perception.spec import ObsSpec, SpecError, presence_key
+
+
+def presence(obs: Mapping[str, Tensor], names: tuple[str, ...]) -> dict[str, Tensor]:
+    """(B,) bool flags per modality: the observation's ``<name>_present``, else all True."""
+    batch = next(iter(obs[n] for n in names)).shape[0]
+    device = obs[names[0]].device
+    out = {}
+    for n in names:
+        flag = obs.get(presence_key(n))
+        out[n] = (flag.reshape(batch).to(torch.bool) if flag is not None
+                  else torch.ones(batch, dtype=torch.bool, device=device))
+    return out
+
+
+def _zero_absent(x: Tensor, present: Tensor) -> Tensor:
+    mask = present.reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+class PerceptionModel(nn.Module):
+    """Built from an ObsSpec: one encoder per modality, one fusion method, optional GRU.
+
+    ``forward(obs, h)`` takes raw batched arrays keyed by modality name (and
+    optional ``<name>_present`` flags) and returns ``(state, h_new)``; ``h`` is
+    ``None`` without memory.
+    """
+
+    def __init__(self, obs_spec: ObsSpec, cfg: PerceptionConfig | Mapping[str, Any] | None = None,
+                 fusion: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        if cfg is None or isinstance(cfg, Mapping):
+            cfg = config_from_kwargs(PerceptionConfig, cfg or {}, "perception")
+        self.cfg = cfg
+        self.obs_spec = obs_spec
+        self.names = obs_spec.names
+        self.encoders = nn.ModuleDict(
+            {m.name: build_encoder(m, cfg.for_kind(m.kind)) for m in obs_spec})
+        dims = {n: e.out_dim for n, e in self.encoders.items()}
+        self.fusion = build_fusion(fusion or {"method": "concat"}, dims)
+        self.memory = Memory(self.fusion.out_dim, cfg.memory) if cfg.memory else None
+        self.out_dim = cfg.memory or self.fusion.out_dim
+
+    @property
+    def recurrent(self) -> bool:
+        return self.memory is not None
+
+    def initial_state(self, batch: int) -> Tensor | None:
+        if self.memory is None:
+            return None
+        return self.memory.initial_state(batch).to(next(self.parameters()).device)
+
+    def encode(self, obs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per-modality features and presence flags (what fusion and coordination losses see)."""
+        for n in self.names:
+            if n not in obs:
+                raise SpecError(
+                    f"observation lacks modality {n!r}; the model was built for "
+                    f"{', '.join(self.names)}"
+                )
+        present = presence(obs, self.names)
+        if self.training:  # keep NaN in absent raw rows out of the encoders' gradients
+            obs = {n: _zero_absent(obs[n], present[n]) for n in self.names}
+        return {n: enc(obs[n]) for n, enc in self.encoders.items()}, present
+
+    def fuse(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        return self.fusion(features, present)
+
+    def forward(self, obs: Mapping[str, Tensor], h: Tensor | None = None
+                ) -> tuple[Tensor, Tensor | None]:
+        state = self.fuse(*self.encode(obs))
+        if self.memory is None:
+            return state, None
+        if h is None:
+            h = self.initial_state(state.shape[0])
+        return self.memory(state, h)
+
+    @torch.no_grad()
+    def update_normalizers(self, obs: Mapping[str, Tensor]) -> None:
+        """Fold a batch of training observations into the encoders' running statistics."""
+        flags = presence(obs, self.names)
+        for n, enc in self.encoders.items():
+            rows = flags[n]
+            if rows.any():
+                enc.update_normalizer(obs[n][rows])
