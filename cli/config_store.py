@@ -17,6 +17,7 @@ from envs.modality_probe.config import ModalityProbeConfig
 from envs.multimodal import MultimodalConfig
 
 DEFAULT_ENV = "audiovisual_nav"
+DEFAULT_FUSION = "concat"
 
 
 def env_group() -> dict[str, Any]:
@@ -105,19 +106,108 @@ class DemoConfig:
     """Where the video and the JSON report go."""
 
 
-_registered = False
+def _model_defaults() -> list[Any]:
+    return [{"env": DEFAULT_ENV}, {"fusion": DEFAULT_FUSION}, "_self_"]
 
 
-def register_configs() -> None:
-    """Put every group option and primary config into Hydra's ConfigStore (once)."""
-    global _registered
-    if _registered:
-        return
+def _perception_config() -> Any:
+    from perception.config import PerceptionConfig
+
+    return PerceptionConfig()
+
+
+def _all_fusions() -> list[str]:
+    from perception.fusion import FUSIONS
+
+    return sorted(FUSIONS)
+
+
+@dataclass
+class PerceptionBenchConfig:
+    """``sensorium perception bench``: size and latency of every fusion method."""
+
+    defaults: list[Any] = field(default_factory=_model_defaults)
+    env: Any = MISSING
+    """The world whose spec the models are built for."""
+    fusion: Any = MISSING
+    """The default model's fusion method (config group ``fusion``)."""
+    model: Any = field(default_factory=_perception_config)
+    """Encoder settings (the default model's)."""
+    methods: list[str] = field(default_factory=_all_fusions)
+    """Fusion methods to measure besides the default one (with their default settings)."""
+    memory: int = 64
+    """Also measure every method with a GRU of this size after fusion; 0 = skip."""
+    runs: int = 2000
+    """Timed calls per runtime and model (in 5 alternating blocks)."""
+    warmup: int = 50
+    """Untimed calls before each block."""
+    seed: int = 0
+    """Seed of the weights and of the world that gives the input observation."""
+    out: str = "reports/perception_bench.json"
+    """Where the JSON report goes."""
+
+
+@dataclass
+class ProbeTask:
+    """One ModalityProbe task of ``sensorium perception probe``."""
+
+    interaction: str = "synergy"
+    """ModalityProbe interaction."""
+    modality_dropout: float = 0.0
+    """Probability of dropping each modality per training sample."""
+
+
+@dataclass
+class PerceptionProbeConfig:
+    """``sensorium perception probe``: does each fusion method fuse? (supervised, seconds each)"""
+
+    methods: list[str] = field(default_factory=_all_fusions)
+    """Fusion methods to train (default settings each)."""
+    tasks: list[ProbeTask] = field(default_factory=lambda: [
+        ProbeTask("synergy", 0.0), ProbeTask("redundant", 0.3)])
+    """Tasks; accuracy is measured with every modality, and with each one absent."""
+    probe: dict[str, Any] = field(
+        default_factory=lambda: {"modality_a": "vector", "modality_b": "audio"})
+    """ModalityProbe settings (which modalities carry the bits, noise...)."""
+    steps: int = 300
+    """Adam steps per run."""
+    batch: int = 128
+    """Fresh episodes per step."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    seed: int = 0
+    """Seed of data and weights."""
+    out: str = "reports/perception_probe.json"
+    """Where the JSON report goes."""
+
+
+#: Each command's primary config and the config groups it composes from.
+PRIMARY: dict[str, tuple[type, tuple[str, ...]]] = {
+    "envs_list": (EnvsListConfig, ("env",)),
+    "envs_show": (EnvsShowConfig, ("env",)),
+    "envs_bench": (EnvsBenchConfig, ("env",)),
+    "demo": (DemoConfig, ("env",)),
+    "perception_bench": (PerceptionBenchConfig, ("env", "fusion")),
+    "perception_probe": (PerceptionProbeConfig, ()),
+}
+
+
+def group_options(group: str) -> dict[str, Any]:
+    """Option name -> config node of a config group (imports torch only for model groups)."""
+    if group == "env":
+        return env_group()
+    if group == "fusion":
+        from perception.fusion import fusion_configs
+
+        return fusion_configs()
+    raise KeyError(group)
+
+
+def register_configs(command: str) -> None:
+    """Put `command`'s primary config and the groups it uses into Hydra's ConfigStore."""
+    node, groups = PRIMARY[command]
     cs = ConfigStore.instance()
-    for name, node in env_group().items():
-        cs.store(group="env", name=name, node=node)
-    cs.store(name="envs_list", node=EnvsListConfig)
-    cs.store(name="envs_show", node=EnvsShowConfig)
-    cs.store(name="envs_bench", node=EnvsBenchConfig)
-    cs.store(name="demo", node=DemoConfig)
-    _registered = True
+    for group in groups:
+        for name, option in group_options(group).items():
+            cs.store(group=group, name=name, node=option)
+    cs.store(name=command, node=node)

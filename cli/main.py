@@ -39,6 +39,10 @@ COMMANDS = (
             "an mp4 of the expert: egocentric view, top-down map, audio"),
     Command(("envs", "bench"), "envs_bench", "cli.envs_cmd:bench",
             "env-steps/s of the batched world vs gymnasium's SyncVectorEnv (JSON report)"),
+    Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
+            "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
+    Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",
+            "train every fusion method on ModalityProbe tasks with a known answer (JSON)"),
 )
 
 
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cli.config_store import register_configs
 
-    register_configs()
+    register_configs(cmd.config)
     name = " ".join(cmd.words)
     hydra_args = [
         "hydra.run.dir=.",
