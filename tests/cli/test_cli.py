@@ -80,3 +80,24 @@ def test_bad_settings_and_commands_get_clear_errors(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "nowhere" in proc.stderr
     proc = sensorium("evns", "list", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "unknown command 'evns list'" in proc.stderr
+
+
+def test_perception_bench_reports_params_macs_and_both_runtimes(tmp_path: Path) -> None:
+    out = sensorium("perception", "bench", "runs=20", "warmup=2", "memory=8",
+                    "methods=[concat,late]", "out=p.json", cwd=tmp_path).stdout
+    assert "report: p.json" in out
+    rows = json.loads((tmp_path / "p.json").read_text())["results"]
+    assert [(r["fusion"]["method"], r["memory"]) for r in rows] == [
+        ("concat", 0), ("concat", 8), ("late", 0), ("late", 8)]
+    for r in rows:
+        assert r["params"] > 0 and r["macs"] > 0
+        assert r["onnxruntime"]["p50_us"] > 0 and r["torch_eager"]["p99_us"] > 0
+
+
+def test_perception_probe_writes_accuracies(tmp_path: Path) -> None:
+    out = sensorium("perception", "probe", "steps=3", "methods=[late]", "out=q.json",
+                    cwd=tmp_path).stdout
+    assert "late       synergy" in out
+    rows = json.loads((tmp_path / "q.json").read_text())["results"]
+    assert {r["interaction"] for r in rows} == {"synergy", "redundant"}
+    assert all(0 <= r["accuracy_audio_absent"] <= 1 for r in rows)

@@ -1,0 +1,1 @@
+"""Quantification: what each modality contributes, robustness, interactions, fusion probes."""
