@@ -133,6 +133,22 @@ def free_subcells(grid: np.ndarray, radius: float, out: np.ndarray) -> None:
 
 
 @kernel
+def _heap_push(heap_d: np.ndarray, heap_i: np.ndarray, size: int, d: float, node: int) -> int:
+    """Push (d, node) on the binary min-heap held in the first `size` slots; return the new size."""
+    k = size
+    heap_d[k] = d
+    heap_i[k] = node
+    while k > 0:
+        p = (k - 1) // 2
+        if heap_d[p] <= heap_d[k]:
+            break
+        heap_d[p], heap_d[k] = heap_d[k], heap_d[p]
+        heap_i[p], heap_i[k] = heap_i[k], heap_i[p]
+        k = p
+    return size + 1
+
+
+@kernel
 def distance_field(free: np.ndarray, gx: float, gy: float, dist: np.ndarray) -> None:
     """Geodesic metres from every free sub-cell to the point (gx, gy).
 
@@ -155,18 +171,7 @@ def distance_field(free: np.ndarray, gx: float, gy: float, dist: np.ndarray) -> 
                 d = math.hypot((i + 0.5) * step - gx, (j + 0.5) * step - gy)
                 if d < dist[j, i]:
                     dist[j, i] = d
-                    # push
-                    k = size
-                    size += 1
-                    heap_d[k] = d
-                    heap_i[k] = j * n + i
-                    while k > 0:
-                        p = (k - 1) // 2
-                        if heap_d[p] <= heap_d[k]:
-                            break
-                        heap_d[p], heap_d[k] = heap_d[k], heap_d[p]
-                        heap_i[p], heap_i[k] = heap_i[k], heap_i[p]
-                        k = p
+                    size = _heap_push(heap_d, heap_i, size, d, j * n + i)
     while size > 0:
         d = heap_d[0]
         node = heap_i[0]
@@ -201,17 +206,7 @@ def distance_field(free: np.ndarray, gx: float, gy: float, dist: np.ndarray) -> 
                 nd = d + (diag if di != 0 and dj != 0 else step)
                 if nd < dist[jj, ii] and size < cap:
                     dist[jj, ii] = nd
-                    k = size
-                    size += 1
-                    heap_d[k] = nd
-                    heap_i[k] = jj * n + ii
-                    while k > 0:
-                        p = (k - 1) // 2
-                        if heap_d[p] <= heap_d[k]:
-                            break
-                        heap_d[p], heap_d[k] = heap_d[k], heap_d[p]
-                        heap_i[p], heap_i[k] = heap_i[k], heap_i[p]
-                        k = p
+                    size = _heap_push(heap_d, heap_i, size, nd, jj * n + ii)
 
 
 @kernel
