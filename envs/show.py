@@ -6,7 +6,7 @@ AudioVisualNav, the world state to draw the top-down map).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +96,18 @@ def compose_frame(spec: ObsSpec, obs: Mapping[str, np.ndarray], side: int,
 
 def record_video(env_cfg: Mapping[str, Any], out: str | Path, episodes: int = 2,
                  max_frames: int = 400, scale: int = 4, fps: float = 10.0, seed: int = 0,
-                 still: str | Path | None = None) -> dict[str, Any]:
-    """Write an mp4 of one world driven by its expert (random actions if it has none).
+                 still: str | Path | None = None,
+                 policy: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+                 label: str = "", on_episode_end: Callable[[], None] | None = None
+                 ) -> dict[str, Any]:
+    """Write an mp4 of one world driven by `policy` (batched obs -> actions).
 
+    Without a policy: the world's expert, or random actions if it has none.
     Returns what was recorded: frames, episodes, returns and successes.
     """
     env = make_vector_env(env_cfg, num_envs=1)
     spec = obs_spec_of(env)
-    has_expert = hasattr(env, "expert_actions")
+    has_expert = policy is None and hasattr(env, "expert_actions")
     image_sides = [m.shape[0] for m in spec if m.kind in IMAGE_KINDS]
     side = max(image_sides) * scale if image_sides else 256
     top_down = _top_down_drawer(env)
@@ -117,7 +121,7 @@ def record_video(env_cfg: Mapping[str, Any], out: str | Path, episodes: int = 2,
         while frames < max_frames and len(ended) < episodes:
             one = {k: v[0] for k, v in obs.items()}
             extra = [top_down(side, frames)] if top_down else []
-            caption = f"episode {len(ended) + 1}   return so far {ret:+.2f}"
+            caption = f"{label}episode {len(ended) + 1}   return so far {ret:+.2f}"
             frame = compose_frame(spec, one, side, extra, caption)
             if writer is None:
                 h, w = frame.shape[:2]
@@ -128,13 +132,18 @@ def record_video(env_cfg: Mapping[str, Any], out: str | Path, episodes: int = 2,
             if frames <= STILL_FRAME:
                 still_frame = frame
             frames += 1
-            actions = env.expert_actions() if has_expert else env.action_space.sample()
+            if policy is not None:
+                actions = policy(obs)
+            else:
+                actions = env.expert_actions() if has_expert else env.action_space.sample()
             obs, reward, term, trunc, info = env.step(actions)
             ret += float(reward[0])
             if term[0] or trunc[0]:
                 fi = info.get("final_info", {})
                 ended.append({"return": ret, "success": bool(fi.get("success", [False])[0])})
                 ret = 0.0
+                if on_episode_end is not None:
+                    on_episode_end()
     finally:
         if writer is not None:
             writer.release()

@@ -28,13 +28,13 @@ def presence(obs: Mapping[str, Tensor], names: tuple[str, ...]) -> dict[str, Ten
     return out
 
 
-def _zero_absent(x: Tensor, present: Tensor) -> Tensor:
-    mask = present.reshape(-1, *([1] * (x.dim() - 1)))
-    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
-
-
 class PerceptionModel(nn.Module):
     """Built from an ObsSpec: one encoder per modality, one fusion method, optional GRU.
+
+    Absent modalities never change the state, whatever their data (NaN
+    included: fusion selects with ``torch.where``). Training data must be
+    finite, though: a NaN in an absent row would still reach the encoder's
+    weight gradients (0 * NaN).
 
     ``forward(obs, h)`` takes raw batched arrays keyed by modality name (and
     optional ``<name>_present`` flags) and returns ``(state, h_new)``; ``h`` is
@@ -65,7 +65,19 @@ class PerceptionModel(nn.Module):
             return None
         return self.memory.initial_state(batch).to(next(self.parameters()).device)
 
-    def encode(self, obs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def frontend(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The observation with each modality's parameter-free preprocessing applied.
+
+        ``forward(frontend(obs), frontend_done=True) == forward(obs)``; training
+        stores these once per sample instead of recomputing them every epoch.
+        """
+        out = dict(obs)
+        for n, enc in self.encoders.items():
+            out[n] = enc.frontend(obs[n])
+        return out
+
+    def encode(self, obs: Mapping[str, Tensor], frontend_done: bool = False
+               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Per-modality features and presence flags (what fusion and coordination losses see)."""
         for n in self.names:
             if n not in obs:
@@ -74,27 +86,40 @@ class PerceptionModel(nn.Module):
                     f"{', '.join(self.names)}"
                 )
         present = presence(obs, self.names)
-        if self.training:  # keep NaN in absent raw rows out of the encoders' gradients
-            obs = {n: _zero_absent(obs[n], present[n]) for n in self.names}
+        if frontend_done:
+            return {n: enc.from_frontend(obs[n]) for n, enc in self.encoders.items()}, present
         return {n: enc(obs[n]) for n, enc in self.encoders.items()}, present
 
     def fuse(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         return self.fusion(features, present)
 
-    def forward(self, obs: Mapping[str, Tensor], h: Tensor | None = None
-                ) -> tuple[Tensor, Tensor | None]:
-        state = self.fuse(*self.encode(obs))
+    def forward(self, obs: Mapping[str, Tensor], h: Tensor | None = None,
+                frontend_done: bool = False) -> tuple[Tensor, Tensor | None]:
+        state = self.fuse(*self.encode(obs, frontend_done))
         if self.memory is None:
             return state, None
         if h is None:
             h = self.initial_state(state.shape[0])
         return self.memory(state, h)
 
+    def forward_sequence(self, obs: Mapping[str, Tensor], h0: Tensor | None, starts: Tensor,
+                         frontend_done: bool = False) -> Tensor:
+        """States of (T, B, ...) sequences; the memory restarts where ``starts`` (T, B) is True.
+
+        Without memory this is the plain forward, reshaped to (T, B, out_dim).
+        """
+        t, b = starts.shape
+        flat = {k: v.reshape(t * b, *v.shape[2:]) for k, v in obs.items()}
+        state = self.fuse(*self.encode(flat, frontend_done)).reshape(t, b, -1)
+        if self.memory is None:
+            return state
+        return self.memory.forward_sequence(state, h0, starts)
+
     @torch.no_grad()
-    def update_normalizers(self, obs: Mapping[str, Tensor]) -> None:
+    def update_normalizers(self, obs: Mapping[str, Tensor], frontend_done: bool = False) -> None:
         """Fold a batch of training observations into the encoders' running statistics."""
         flags = presence(obs, self.names)
         for n, enc in self.encoders.items():
             rows = flags[n]
             if rows.any():
-                enc.update_normalizer(obs[n][rows])
+                enc.update_normalizer(obs[n][rows], frontend_done)

@@ -45,6 +45,8 @@ class AudioVisualNavConfig:
     """Episode length limit (truncation), steps."""
     success_bonus: float = 10.0
     """Reward for a successful stop."""
+    wrong_stop_penalty: float = 1.0
+    """Reward subtracted for stopping outside the success radius (a false "found it")."""
     step_cost: float = 0.01
     """Reward subtracted every step."""
     distance_reward_scale: float = 1.0
@@ -82,6 +84,7 @@ class AudioVisualNavConfig:
         require_float(WHERE, "success_radius_m", self.success_radius_m, 0.0, lo_open=True)
         require_int(WHERE, "max_steps", self.max_steps, 1)
         require_float(WHERE, "success_bonus", self.success_bonus, 0.0)
+        require_float(WHERE, "wrong_stop_penalty", self.wrong_stop_penalty, 0.0)
         require_float(WHERE, "step_cost", self.step_cost, 0.0)
         require_float(WHERE, "distance_reward_scale", self.distance_reward_scale, 0.0)
         require_float(WHERE, "wall_transmission", self.wall_transmission, 0.0, 1.0)

@@ -64,7 +64,8 @@ class AudioVisualNavVectorEnv(BatchedEnv):
 
     ## Rewards
     ``distance_reward_scale`` x (decrease of the geodesic distance to the goal)
-    - ``step_cost`` every step, + ``success_bonus`` on a successful stop.
+    - ``step_cost`` every step, + ``success_bonus`` on a successful stop,
+    - ``wrong_stop_penalty`` for a stop outside the success radius.
 
     ## Episode end
     Terminated by the stop action (a success when the geodesic distance to the
@@ -128,8 +129,8 @@ class AudioVisualNavVectorEnv(BatchedEnv):
                       w.collisions, w.last_action, w.velocity, w.bumped, w.ep_return, w.cursor,
                       cfg.forward_m, self._turn, cfg.headings, cfg.agent_radius_m,
                       cfg.success_radius_m, cfg.control_hz, cfg.max_steps, cfg.success_bonus,
-                      cfg.step_cost, cfg.distance_reward_scale, cfg.audio_samples, reward,
-                      terminated, truncated, success)
+                      cfg.wrong_stop_penalty, cfg.step_cost, cfg.distance_reward_scale,
+                      cfg.audio_samples, reward, terminated, truncated, success)
         done = terminated | truncated
         if not self.autoreset:
             return self._observe(self._all), reward, terminated, truncated, self._metrics(success)
@@ -199,6 +200,23 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         W.expert_worlds(w.grid, w.dist, w.pos, w.heading, cfg.forward_m, self._turn,
                         cfg.headings, cfg.agent_radius_m, cfg.success_radius_m - 0.05, out)
         return out
+
+    privileged_dim = 4
+
+    def privileged_state(self) -> np.ndarray:
+        """(N, 4) float32 simulator truth a privileged critic or teacher may read.
+
+        The goal's position in the agent's frame (forward, right), the
+        straight-line and the geodesic distance, all divided by the map size.
+        Never an observation: a robot has none of it.
+        """
+        w = self.worlds
+        th = w.heading * self._turn
+        d = w.obj_pos[:, 0] - w.pos
+        forward = d[:, 0] * np.cos(th) + d[:, 1] * np.sin(th)
+        right = -d[:, 0] * np.sin(th) + d[:, 1] * np.cos(th)
+        out = np.stack([forward, right, np.hypot(d[:, 0], d[:, 1]), w.geo], axis=1)
+        return (out / self.cfg.map_size).astype(np.float32)
 
     def observe(self, worlds: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Observations of the current state of `worlds` (default all), without stepping.

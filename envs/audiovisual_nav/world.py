@@ -151,8 +151,9 @@ def reset_worlds(idx, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb,
 @parallel_kernel
 def step_worlds(actions, grid, dist, pos, heading, steps, path_len, geo, collisions,
                 last_action, velocity, bumped, ep_return, cursor, forward_m, turn_rad, headings,
-                radius, success_radius, control_hz, max_steps, success_bonus, step_cost,
-                distance_scale, audio_samples, reward, terminated, truncated, success) -> None:
+                radius, success_radius, control_hz, max_steps, success_bonus, wrong_stop_penalty,
+                step_cost, distance_scale, audio_samples, reward, terminated, truncated,
+                success) -> None:
     """Apply one action per world: motion, collisions, reward and episode end."""
     for w in numba.prange(actions.shape[0]):
         a = actions[w]
@@ -188,6 +189,8 @@ def step_worlds(actions, grid, dist, pos, heading, steps, path_len, geo, collisi
         success[w] = a == STOP and new_geo <= success_radius
         if success[w]:
             r += success_bonus
+        elif a == STOP:
+            r -= wrong_stop_penalty
         truncated[w] = a != STOP and steps[w] >= max_steps
         reward[w] = r
         ep_return[w] += r

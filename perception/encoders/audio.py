@@ -52,15 +52,18 @@ class AudioEncoder(Encoder):
         self.head = nn.Sequential(nn.Linear(cfg.channels * steps, cfg.out_dim), nn.ReLU())
         self.out_dim = cfg.out_dim
 
-    def features(self, x: Tensor) -> Tensor:
-        """(B, channels * mels, frames): normalised log-mel, bands of all channels stacked."""
-        m = self.norm(self.log_mel(x))  # (B, C, frames, mels)
+    def frontend(self, x: Tensor) -> Tensor:
+        """(B, C, frames, mels) log-mel: parameter-free, the costly part (a DFT)."""
+        return self.log_mel(x)
+
+    def from_frontend(self, z: Tensor) -> Tensor:
+        m = self.norm(z)
         b, c, f, n = m.shape
-        return m.transpose(2, 3).reshape(b, c * n, f)
+        return self.head(self.conv(m.transpose(2, 3).reshape(b, c * n, f)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.conv(self.features(x)))
+        return self.from_frontend(self.log_mel(x))
 
-    def update_normalizer(self, x: Tensor) -> None:
-        m = self.log_mel(x)
+    def update_normalizer(self, x: Tensor, frontend_done: bool = False) -> None:
+        m = x if frontend_done else self.log_mel(x)
         self.norm.update(m.reshape(-1, m.shape[-1]))

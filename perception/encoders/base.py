@@ -40,11 +40,24 @@ class Encoder(nn.Module):
         super().__init__()
         self.spec = spec
 
+    def frontend(self, x: Tensor) -> Tensor:
+        """The parameter-free part of the preprocessing (identity unless costly).
+
+        Training computes it once per collected sample and stores its output,
+        instead of recomputing it every epoch: ``forward(x) ==
+        from_frontend(frontend(x))``.
+        """
+        return x
+
+    def from_frontend(self, z: Tensor) -> Tensor:
+        """Features from the frontend's output."""
+        return self(z)
+
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def update_normalizer(self, x: Tensor) -> None:
-        """Fold a batch of raw observations into running statistics (training only)."""
+    def update_normalizer(self, x: Tensor, frontend_done: bool = False) -> None:
+        """Fold a batch of observations (raw, or frontend outputs) into running statistics."""
 
 
 def build_encoder(spec: ModalitySpec, cfg: Any) -> Encoder:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from perception.encoders.base import Encoder, register_encoder
-from perception.preprocess.image import image_preprocess
+from perception.preprocess.image import image_preprocess, input_scale
 from perception.settings import require, require_int
 from perception.spec import ModalityKind, ModalitySpec, SpecError
 
@@ -34,6 +34,21 @@ def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
+class ScaledConv2d(nn.Conv2d):
+    """A conv whose input is in sensor units: the scale to [0, 1] is folded into its weights.
+
+    Saves a full-frame multiply per forward (and per backward); the export
+    folds ``weight * scale`` into a constant.
+    """
+
+    def __init__(self, *args: object, input_scale: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.input_scale = input_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.weight * self.input_scale, self.bias)
+
+
 @register_encoder(ModalityKind.IMAGE, ModalityKind.DEPTH)
 class ImageEncoder(Encoder):
     """uint8 (B, H, W, C) images or float (B, H, W, 1) depth -> (B, out_dim)."""
@@ -46,14 +61,16 @@ class ImageEncoder(Encoder):
                 f"modality {spec.name!r}: image {h}x{w} is too small for the CNN encoder; "
                 "it needs at least 8x8 pixels"
             )
-        self.preprocess = image_preprocess(spec)
+        self.preprocess = image_preprocess(spec, scale=False)
         layers: list[nn.Module] = []
         in_ch = c
         for i, out_ch in enumerate(cfg.channels):
             k, s, p = (4, 4, 0) if i == 0 else (3, 2, 1)
             if conv_out(h, k, s, p) < 1 or conv_out(w, k, s, p) < 1:
                 break  # small images: stop downsampling before nothing is left
-            layers += [nn.Conv2d(in_ch, out_ch, k, s, p), nn.ReLU()]
+            conv = (ScaledConv2d(in_ch, out_ch, k, s, p, input_scale=input_scale(spec)) if i == 0
+                    else nn.Conv2d(in_ch, out_ch, k, s, p))
+            layers += [conv, nn.ReLU()]
             h, w, in_ch = conv_out(h, k, s, p), conv_out(w, k, s, p), out_ch
         self.conv = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * h * w, cfg.out_dim), nn.ReLU())

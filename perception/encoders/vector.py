@@ -45,5 +45,5 @@ class VectorEncoder(Encoder):
     def forward(self, x: Tensor) -> Tensor:
         return self.mlp(self.norm(x))
 
-    def update_normalizer(self, x: Tensor) -> None:
+    def update_normalizer(self, x: Tensor, frontend_done: bool = False) -> None:
         self.norm.update(x)

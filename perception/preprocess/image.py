@@ -32,10 +32,15 @@ def _check_frame(x: Tensor, what: str, dtype: str, channels: tuple[int, ...],
 class ImageToFloat(nn.Module):
     """``(B, H, W, C)`` uint8 -> ``(B, C, H, W)`` float32 in [0, 1]."""
 
-    def __init__(self, shape: tuple[int, int, int] | None = None) -> None:
-        """`shape`: the ``(H, W, C)`` the forward checks for (None = any size)."""
+    def __init__(self, shape: tuple[int, int, int] | None = None, scale: bool = True) -> None:
+        """`shape`: the ``(H, W, C)`` the forward checks for (None = any size).
+
+        `scale`: False keeps the 0..255 range (for a consumer that folds the
+        1/255 into its own weights, as the image encoder's first conv does).
+        """
         super().__init__()
         self.shape = tuple(shape) if shape is not None else None
+        self.factor = 1.0 / 255.0 if scale else 1.0
 
     def out_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         h, w, c = shape
@@ -45,14 +50,20 @@ class ImageToFloat(nn.Module):
         _check_frame(x, "ImageToFloat", "uint8", (self.shape[2],) if self.shape else (1, 3),
                      self.shape[:2] if self.shape else None)
         # Transpose the uint8 bytes first: 4x less to move than float32.
-        return x.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
+        y = x.permute(0, 3, 1, 2).float()
+        return y * self.factor if self.factor != 1.0 else y
 
 
 class DepthToFloat(nn.Module):
     """``(B, H, W, 1)`` float32 metres -> ``(B, 1, H, W)`` in [0, 1]: ``clip(d / max_m, 0, 1)``."""
 
-    def __init__(self, max_m: float, shape: tuple[int, int, int] | None = None) -> None:
-        """`max_m`: the range that maps to 1 (the spec's ``high``); `shape`: ``(H, W, 1)``."""
+    def __init__(self, max_m: float, shape: tuple[int, int, int] | None = None,
+                 scale: bool = True) -> None:
+        """`max_m`: the range that maps to 1 (the spec's ``high``); `shape`: ``(H, W, 1)``.
+
+        `scale`: False clips to [0, max_m] metres without dividing (a consumer
+        folds the 1/max_m into its weights).
+        """
         super().__init__()
         if not (math.isfinite(max_m) and max_m > 0):
             raise SpecError(
@@ -61,6 +72,7 @@ class DepthToFloat(nn.Module):
             )
         self.max_m = float(max_m)
         self.shape = tuple(shape) if shape is not None else None
+        self.scale = scale
 
     def out_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         h, w, c = shape
@@ -68,11 +80,18 @@ class DepthToFloat(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_frame(x, "DepthToFloat", "float32", (1,), self.shape[:2] if self.shape else None)
-        return (x.permute(0, 3, 1, 2) * (1.0 / self.max_m)).clamp(0.0, 1.0)
+        y = x.permute(0, 3, 1, 2)
+        if self.scale:
+            return (y * (1.0 / self.max_m)).clamp(0.0, 1.0)
+        return y.clamp(0.0, self.max_m)
 
 
-def image_preprocess(spec: ModalitySpec) -> nn.Module:
-    """The in-graph preprocessing of an image or depth modality, by its kind."""
+def image_preprocess(spec: ModalitySpec, scale: bool = True) -> nn.Module:
+    """The in-graph preprocessing of an image or depth modality, by its kind.
+
+    With ``scale=False`` values stay in sensor units (0..255, metres); see
+    :func:`input_scale` for the factor the consumer must apply.
+    """
     where = f"modality {spec.name!r}"
     if spec.kind not in (ModalityKind.IMAGE, ModalityKind.DEPTH):
         raise SpecError(
@@ -92,5 +111,10 @@ def image_preprocess(spec: ModalitySpec) -> nn.Module:
             f"{where}: kind {spec.kind.value!r} takes {want_dtype} frames, got {spec.dtype!r}"
         )
     if spec.kind is ModalityKind.IMAGE:
-        return ImageToFloat(shape)
-    return DepthToFloat(spec.high, shape)
+        return ImageToFloat(shape, scale)
+    return DepthToFloat(spec.high, shape, scale)
+
+
+def input_scale(spec: ModalitySpec) -> float:
+    """The factor that maps an image or depth modality's sensor units to [0, 1]."""
+    return 1.0 / 255.0 if spec.kind is ModalityKind.IMAGE else 1.0 / float(spec.high)
