@@ -1,0 +1,66 @@
+"""Settings of a training run (everything but the algorithm, the model and the world)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perception.augment import RandomizerConfig
+from perception.settings import require, require_float, require_int
+
+
+@dataclass
+class RunSettings:
+    """How a run is driven, saved and watched."""
+
+    name: str = ""
+    """Run name: runs/<name>; empty = <env>-<fusion>-<agent>-s<seed>."""
+    root: str = "runs"
+    """Folder that holds the runs."""
+    num_envs: int = 64
+    """Worlds stepped together (per rank)."""
+    total_steps: int = 2_000_000
+    """Env-steps to train for (all ranks together)."""
+    max_minutes: float = 0.0
+    """Stop after this much wall-clock time (0 = no limit); the run saves and exports."""
+    seed: int = 0
+    """Seed of worlds, weights and sampling; seeded runs repeat."""
+    resume: bool = False
+    """Continue the run in runs/<name> from its last checkpoint."""
+    checkpoint_every: int = 10
+    """Save every this many updates (a killed run loses at most this much)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk."""
+    eval_every: int = 0
+    """Evaluate every this many updates (0 = only at the end)."""
+    eval_episodes: int = 100
+    """Episodes of each evaluation."""
+    device: str = "auto"
+    """'auto' (CUDA when there is one), 'cpu' or 'cuda'."""
+    threads: int = 0
+    """torch intra-op threads (0 = torch's default)."""
+    compile: bool = False
+    """torch.compile the policy (faster steps after a compile of ~30 s)."""
+    modality_dropout: float = 0.0
+    """Probability of switching each modality off per sample while collecting (robustness)."""
+    randomize: bool = False
+    """Apply the per-kind observation randomizers while collecting."""
+    randomizer: RandomizerConfig | None = None
+    """Randomizer settings (defaults when null)."""
+    tensorboard: bool = True
+    """Write TensorBoard events under runs/<name>/tb."""
+    progress: bool = True
+    """Show a progress bar."""
+    export: bool = True
+    """Write runs/<name>/model.onnx (with a parity check) at the end."""
+
+    def validate(self) -> None:
+        w = "train"
+        for key in ("num_envs", "total_steps", "checkpoint_every", "keep_checkpoints",
+                    "eval_episodes"):
+            require_int(w, key, getattr(self, key), 1)
+        require_int(w, "eval_every", self.eval_every, 0)
+        require_int(w, "threads", self.threads, 0)
+        require_float(w, "max_minutes", self.max_minutes, 0.0)
+        require_float(w, "modality_dropout", self.modality_dropout, 0.0, 1.0)
+        require(w, "device", self.device, self.device in ("auto", "cpu", "cuda"),
+                "'auto', 'cpu' or 'cuda'")

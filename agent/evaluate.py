@@ -1,0 +1,87 @@
+"""Evaluation of a policy: episodes on fresh worlds, metrics as JSON, and a video."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agent.observations import ObservationPipeline
+from agent.policy import ActorCritic
+
+METRICS = ("success", "spl", "collisions")
+
+
+@torch.no_grad()
+def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
+                    pipeline: ObservationPipeline, episodes: int, seed: int,
+                    deterministic: bool = True) -> dict[str, Any]:
+    """Run until `episodes` episodes ended; mean return, length and the world's own metrics.
+
+    ``success``, ``spl`` and ``collisions`` are reported when the world's
+    ``final_info`` carries them (AudioVisualNav does).
+    """
+    policy.eval()
+    obs, _ = env.reset(seed=seed)
+    n = env.num_envs
+    h = policy.initial_state(n)
+    returns, lengths = np.zeros(n), np.zeros(n, np.int64)
+    done_returns: list[float] = []
+    done_lengths: list[int] = []
+    found: dict[str, list[float]] = {k: [] for k in METRICS}
+    while len(done_returns) < episodes:
+        x = pipeline(obs, train=False)
+        out = policy.act(x, h, deterministic=deterministic, frontend_done=True)
+        actions = policy.clip_actions(out.actions).cpu().numpy()
+        obs, reward, term, trunc, info = env.step(actions)
+        returns += reward
+        lengths += 1
+        done = np.logical_or(term, trunc)
+        for i in np.flatnonzero(done):
+            done_returns.append(float(returns[i]))
+            done_lengths.append(int(lengths[i]))
+        if done.any():
+            fi = info.get("final_info", {})
+            for k in METRICS:
+                if k in fi:
+                    found[k].extend(np.asarray(fi[k])[done].astype(float).tolist())
+            returns[done], lengths[done] = 0.0, 0
+            if out.h is not None:
+                out.h[torch.as_tensor(done, device=out.h.device)] = 0.0
+        h = out.h
+    result: dict[str, Any] = {
+        "episodes": episodes,
+        "mean_return": float(np.mean(done_returns[:episodes])),
+        "mean_length": float(np.mean(done_lengths[:episodes])),
+    }
+    for k, v in found.items():
+        if v:
+            key = {"success": "success_rate"}.get(k, k)
+            result[key] = float(np.mean(v[:episodes]))
+    return result
+
+
+def record_policy_video(policy: ActorCritic, env_cfg: Mapping[str, Any],
+                        pipeline: ObservationPipeline, out: Path, episodes: int, seed: int,
+                        deterministic: bool = True) -> dict[str, Any]:
+    """An mp4 of `episodes` episodes of one world driven by `policy`."""
+    from envs.show import record_video
+
+    state = {"h": policy.initial_state(1)}
+
+    @torch.no_grad()
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        step = policy.act(pipeline(obs, train=False), state["h"], deterministic=deterministic,
+                          frontend_done=True)
+        state["h"] = step.h
+        return policy.clip_actions(step.actions).cpu().numpy()
+
+    def reset() -> None:
+        state["h"] = policy.initial_state(1)
+
+    return record_video(env_cfg, out, episodes=episodes, seed=seed, policy=act,
+                        label="policy  ", max_frames=600, on_episode_end=reset)

@@ -1,0 +1,55 @@
+"""From the env's numpy observations to what the policy reads, in one place.
+
+numpy -> torch on the training device -> modality dropout (training only) ->
+randomizers (training only) -> the policy's parameter-free frontend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from agent.policy import ActorCritic
+from perception.augment import ModalityDropout, ObservationRandomizer, RandomizerConfig
+from perception.spec import ObsSpec, presence_key
+
+
+def to_torch(obs: Mapping[str, np.ndarray], device: torch.device) -> dict[str, Tensor]:
+    """A batched numpy observation as tensors on `device` (no copy on the CPU)."""
+    return {k: torch.as_tensor(np.asarray(v), device=device) for k, v in obs.items()}
+
+
+class ObservationPipeline:
+    """Turns env observations into policy inputs; augmentation only while training."""
+
+    def __init__(self, obs_spec: ObsSpec, policy: ActorCritic, device: torch.device,
+                 modality_dropout: float = 0.0, randomizer: RandomizerConfig | None = None,
+                 seed: int = 0) -> None:
+        self.policy, self.device = policy, device
+        self.names = obs_spec.names
+        self.dropout = (ModalityDropout(self.names, p=modality_dropout, min_present=1)
+                        if modality_dropout > 0 else None)
+        self.randomizer = (ObservationRandomizer(obs_spec, randomizer).train()
+                           if randomizer is not None else None)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def __call__(self, obs: Mapping[str, np.ndarray], train: bool) -> dict[str, Tensor]:
+        x = to_torch(obs, self.device)
+        for n in self.names:  # every modality gets an explicit flag
+            key = presence_key(n)
+            if key not in x:
+                x[key] = torch.ones(x[n].shape[0], dtype=torch.bool, device=self.device)
+        if train and self.dropout is not None:
+            x = self.dropout.train().apply(x, generator=self.generator)
+        if train and self.randomizer is not None:
+            x = self.randomizer(x, generator=self.generator)
+        with torch.no_grad():
+            return self.policy.frontend(x)
+
+    def stack_final(self, final_obs: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The ``final_obs`` of worlds `rows` (SAME_STEP autoreset) as one batch."""
+        keys = final_obs[rows[0]].keys()
+        return {k: np.stack([final_obs[i][k] for i in rows]) for k in keys}

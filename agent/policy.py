@@ -1,0 +1,229 @@
+"""Actor-critic on the fused state: the policy trained by PPO and imitation, and exported.
+
+The actor and the critic share the perception trunk (encoders, fusion,
+memory) unless ``separate_critic``; the critic may also read privileged
+simulator state that the actor never sees (it is not exported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Normal
+
+from perception.model import PerceptionModel
+from perception.settings import require_float, require_int
+from perception.spec import ActionSpec, ObsSpec
+
+
+@dataclass
+class PolicyConfig:
+    """Heads on the fused state."""
+
+    actor_hidden: list[int] = field(default_factory=lambda: [64])
+    """Hidden layers of the actor head (ignored for late fusion: its readout is linear)."""
+    critic_hidden: list[int] = field(default_factory=lambda: [64])
+    """Hidden layers of the critic head."""
+    separate_critic: bool = False
+    """Give the critic its own perception trunk instead of sharing the actor's."""
+    privileged_critic: bool = False
+    """Let the critic also read the simulator's privileged state (the env must provide it)."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of continuous actions."""
+
+    def validate(self) -> None:
+        for h in [*self.actor_hidden, *self.critic_hidden]:
+            require_int("policy", "hidden layer size", h, 1)
+        require_float("policy", "init_log_std", self.init_log_std, -10.0, 5.0)
+
+
+def mlp(sizes: list[int], out: int, gain_last: float = 1.0) -> nn.Sequential:
+    """Linear-ReLU layers ending in a linear layer, orthogonally initialised."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        lin = nn.Linear(a, b)
+        nn.init.orthogonal_(lin.weight, 2 ** 0.5)
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.ReLU()]
+    last = nn.Linear(sizes[-1], out)
+    nn.init.orthogonal_(last.weight, gain_last)
+    nn.init.zeros_(last.bias)
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+class Act(NamedTuple):
+    actions: Tensor
+    log_prob: Tensor
+    value: Tensor
+    h: Tensor | None
+
+
+class Evaluation(NamedTuple):
+    log_prob: Tensor
+    entropy: Tensor
+    value: Tensor
+    features: dict[str, Tensor] | None
+    present: dict[str, Tensor] | None
+
+
+class ActorCritic(nn.Module):
+    """Perception trunk + actor head (+ critic head).
+
+    Args:
+        obs_spec, action_spec: the env's contract.
+        model: PerceptionConfig settings (encoders, memory).
+        fusion: fusion settings (``method`` and its options).
+        policy: PolicyConfig settings.
+        privileged_dim: size of the privileged state the critic reads (0 = none).
+    """
+
+    def __init__(self, obs_spec: ObsSpec, action_spec: ActionSpec,
+                 model: Mapping[str, Any] | None = None, fusion: Mapping[str, Any] | None = None,
+                 policy: PolicyConfig | None = None, privileged_dim: int = 0) -> None:
+        super().__init__()
+        self.obs_spec, self.action_spec = obs_spec, action_spec
+        self.cfg = policy or PolicyConfig()
+        self.trunk = PerceptionModel(obs_spec, model, fusion)
+        self.critic_trunk = (PerceptionModel(obs_spec, model, fusion)
+                             if self.cfg.separate_critic else None)
+        d = self.trunk.out_dim
+        actor_sizes = [d] if self.trunk.fusion.linear_readout else [d, *self.cfg.actor_hidden]
+        self.actor = mlp(actor_sizes, action_spec.dim, gain_last=0.01)
+        self.privileged_dim = privileged_dim if self.cfg.privileged_critic else 0
+        self.critic = mlp([d + self.privileged_dim, *self.cfg.critic_hidden], 1)
+        self.continuous = action_spec.kind == "continuous"
+        if self.continuous:
+            self.log_std = nn.Parameter(torch.full((action_spec.dim,), self.cfg.init_log_std))
+            self.register_buffer("low", torch.tensor(action_spec.low).expand(action_spec.dim))
+            self.register_buffer("high", torch.tensor(action_spec.high).expand(action_spec.dim))
+
+    # -- pieces --------------------------------------------------------------------------
+
+    @property
+    def recurrent(self) -> bool:
+        return self.trunk.recurrent
+
+    @property
+    def hidden_size(self) -> int:
+        """Size of the recurrent state (actor, and critic when separate); 0 = none."""
+        h = self.trunk.cfg.memory
+        return h * (2 if self.critic_trunk is not None else 1) if h else 0
+
+    def initial_state(self, batch: int) -> Tensor | None:
+        if not self.hidden_size:
+            return None
+        return torch.zeros(batch, self.hidden_size, device=self.actor[-1].weight.device)
+
+    def frontend(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return self.trunk.frontend(obs)
+
+    def distribution(self, head: Tensor) -> Distribution:
+        if self.continuous:
+            return Normal(head, self.log_std.exp().expand_as(head))
+        return Categorical(logits=head)
+
+    def _split_h(self, h: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        if h is None or self.critic_trunk is None:
+            return h, h
+        m = self.trunk.cfg.memory
+        return h[..., :m], h[..., m:]
+
+    def _value(self, state: Tensor, privileged: Tensor | None) -> Tensor:
+        if self.privileged_dim:
+            if privileged is None:
+                raise ValueError("this critic reads privileged state; pass privileged=...")
+            state = torch.cat([state, privileged], dim=-1)
+        return self.critic(state).squeeze(-1)
+
+    # -- acting and evaluating --------------------------------------------------------------
+
+    def act(self, obs: Mapping[str, Tensor], h: Tensor | None = None,
+            privileged: Tensor | None = None, deterministic: bool = False,
+            frontend_done: bool = False) -> Act:
+        """Sample (or take the mode of) actions for a batch; also the value and new state."""
+        h_actor, h_critic = self._split_h(h)
+        state, h_actor = self.trunk(obs, h_actor, frontend_done)
+        if self.critic_trunk is not None:
+            cstate, h_critic = self.critic_trunk(obs, h_critic, frontend_done)
+            h_new = torch.cat([h_actor, h_critic], -1) if h_actor is not None else None
+        else:
+            cstate, h_new = state, h_actor
+        head = self.actor(state)
+        dist = self.distribution(head)
+        if deterministic:
+            actions = head if self.continuous else head.argmax(-1)
+        else:
+            actions = dist.sample()
+        log_prob = dist.log_prob(actions)
+        if self.continuous:
+            log_prob = log_prob.sum(-1)
+        return Act(actions, log_prob, self._value(cstate, privileged), h_new)
+
+    def evaluate(self, obs: Mapping[str, Tensor], actions: Tensor, h0: Tensor | None = None,
+                 starts: Tensor | None = None, privileged: Tensor | None = None,
+                 frontend_done: bool = False, with_features: bool = False) -> Evaluation:
+        """Log-probabilities, entropies and values of taken actions.
+
+        Feed-forward: a flat batch (B, ...). Recurrent: (T, B, ...) sequences
+        with the state ``h0`` (B, H) at their first step and ``starts`` (T, B)
+        marking steps that begin an episode; outputs are (T, B).
+        """
+        features = present = None
+        if self.recurrent:
+            if starts is None:
+                raise ValueError("a recurrent policy evaluates (T, B) sequences; pass starts")
+            h_actor, h_critic = self._split_h(h0)
+            state = self.trunk.forward_sequence(obs, h_actor, starts, frontend_done)
+            cstate = (self.critic_trunk.forward_sequence(obs, h_critic, starts, frontend_done)
+                      if self.critic_trunk is not None else state)
+        else:
+            features, present = self.trunk.encode(obs, frontend_done)
+            state = self.trunk.fuse(features, present)
+            cstate = (self.critic_trunk(obs, None, frontend_done)[0]
+                      if self.critic_trunk is not None else state)
+        dist = self.distribution(self.actor(state))
+        log_prob, entropy = dist.log_prob(actions), dist.entropy()
+        if self.continuous:
+            log_prob, entropy = log_prob.sum(-1), entropy.sum(-1)
+        value = self._value(cstate, privileged)
+        if not with_features:
+            features = present = None
+        return Evaluation(log_prob, entropy, value, features, present)
+
+    def clip_actions(self, actions: Tensor) -> Tensor:
+        """Continuous actions within the action space's bounds (discrete: unchanged)."""
+        if not self.continuous:
+            return actions
+        return torch.maximum(torch.minimum(actions, self.high), self.low)
+
+
+class DeterministicPolicy(nn.Module):
+    """What a robot runs: raw observations (+ state) -> the greedy action (and new state).
+
+    Discrete: the logits and the argmax action; continuous: the mean clipped
+    to the bounds. Exported by ``deploy.export`` as one graph.
+    """
+
+    def __init__(self, policy: ActorCritic) -> None:
+        super().__init__()
+        self.trunk = policy.trunk
+        self.actor = policy.actor
+        self.continuous = policy.continuous
+        if self.continuous:
+            self.register_buffer("low", policy.low.clone())
+            self.register_buffer("high", policy.high.clone())
+
+    def forward(self, obs: Mapping[str, Tensor], h: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor | None]:
+        state, h_new = self.trunk(obs, h)
+        head = self.actor(state)
+        if self.continuous:
+            action = torch.maximum(torch.minimum(head, self.high), self.low)
+        else:
+            action = head.argmax(-1)
+        return action, head, h_new

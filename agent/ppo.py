@@ -1,0 +1,217 @@
+"""Proximal policy optimisation (Schulman et al. 2017) on an ActorCritic.
+
+The algorithm only: ``act`` (sample and remember), ``process_env_step``
+(store what came of it), ``compute_returns`` (GAE) and ``update() -> dict``.
+The runner owns the env loop, logging and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from agent.distributed import DistInfo, average_gradients
+from agent.policy import ActorCritic
+from agent.storage import RolloutStorage
+from perception.augment import CoordinationConfig, CoordinationLoss
+from perception.settings import require, require_float, require_int
+
+
+@dataclass
+class PPOConfig:
+    """PPO settings (config group ``agent=ppo``)."""
+
+    name: str = "ppo"
+    """Algorithm; keep it."""
+    num_steps: int = 64
+    """Rollout length per world between updates."""
+    epochs: int = 3
+    """Passes over each rollout."""
+    minibatches: int = 4
+    """Minibatches per pass."""
+    lr: float = 5e-4
+    """Adam learning rate (start value under a schedule)."""
+    lr_schedule: str = "linear"
+    """'constant', or 'linear' decay to 0 over the run."""
+    gamma: float = 0.99
+    """Discount."""
+    lam: float = 0.95
+    """GAE lambda."""
+    clip: float = 0.2
+    """Clip range of the policy ratio."""
+    value_clip: float = 0.2
+    """Clip range of the value update around the old value; 0 = unclipped."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping (global norm)."""
+    target_kl: float = 0.0
+    """Stop an update's epochs early once the approximate KL exceeds this; 0 = never."""
+    normalize_advantages: bool = True
+    """Normalise advantages per minibatch."""
+    seq_len: int = 16
+    """Recurrent policies: length of the backpropagation-through-time chunks."""
+    coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
+    """Cross-modal InfoNCE added to the loss with this weight (0 = off)."""
+    bf16: bool = False
+    """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
+
+    def validate(self) -> None:
+        w = "agent ppo"
+        require(w, "name", self.name, self.name == "ppo", "'ppo'")
+        for key in ("num_steps", "epochs", "minibatches", "seq_len"):
+            require_int(w, key, getattr(self, key), 1)
+        require_float(w, "lr", self.lr, 0.0, lo_open=True)
+        require(w, "lr_schedule", self.lr_schedule, self.lr_schedule in ("constant", "linear"),
+                "'constant' or 'linear'")
+        for key in ("gamma", "lam"):
+            require_float(w, key, getattr(self, key), 0.0, 1.0)
+        for key in ("clip", "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
+                    "target_kl"):
+            require_float(w, key, getattr(self, key), 0.0)
+        self.coordination.validate()
+
+
+class PPO:
+    """PPO with GAE, clipped surrogate and value losses, entropy bonus, LR schedule."""
+
+    def __init__(self, policy: ActorCritic, cfg: PPOConfig, device: torch.device,
+                 dist_info: DistInfo | None = None) -> None:
+        self.policy, self.cfg, self.device = policy, cfg, device
+        self.dist = dist_info or DistInfo()
+        params = list(policy.parameters())
+        self.coordination: CoordinationLoss | None = None
+        if cfg.coordination.weight > 0:
+            dims = {n: e.out_dim for n, e in policy.trunk.encoders.items()}
+            self.coordination = CoordinationLoss.from_config(cfg.coordination, dims).to(device)
+            params += list(self.coordination.parameters())
+        self.params = params
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
+        self.storage: RolloutStorage | None = None
+        # the calls the hot loops make; compile() swaps in compiled versions
+        self._act = policy.act
+        self._evaluate = policy.evaluate
+        self.generator = torch.Generator().manual_seed(0)
+        self._pending: dict[str, Tensor | None] = {}
+
+    def compile(self) -> None:
+        """torch.compile the rollout's and the update's policy calls (fixed batch shapes)."""
+        self._act = torch.compile(self.policy.act, dynamic=False)
+        self._evaluate = torch.compile(self.policy.evaluate, dynamic=False)
+
+    def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        """Everything with state, for checkpoints."""
+        out: dict[str, nn.Module | torch.optim.Optimizer] = {
+            "policy": self.policy, "optimizer": self.optimizer}
+        if self.coordination is not None:
+            out["coordination"] = self.coordination
+        return out
+
+    def init_storage(self, num_envs: int, obs_example: Mapping[str, Tensor],
+                     privileged_dim: int = 0) -> None:
+        spec = self.policy.action_spec
+        shape = (spec.dim,) if self.policy.continuous else ()
+        dtype = torch.float32 if self.policy.continuous else torch.long
+        self.storage = RolloutStorage(self.cfg.num_steps, num_envs, obs_example, shape, dtype,
+                                      self.policy.hidden_size, privileged_dim, self.device)
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, Tensor], h: Tensor | None, starts: Tensor,
+            privileged: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Sample actions for frontend-processed `obs`; remember the transition's first half."""
+        out = self._act(obs, h, privileged, frontend_done=True)
+        self._pending = {"obs": obs, "actions": out.actions, "log_prob": out.log_prob,
+                         "values": out.value, "hidden": h, "starts": starts,
+                         "privileged": privileged}
+        return out.actions, out.h
+
+    def process_env_step(self, rewards: Tensor, dones: Tensor) -> None:
+        """Store the pending transition with its reward (truncation bootstrap included)."""
+        p = self._pending
+        self.storage.add(p["obs"], p["actions"], p["log_prob"], p["values"], rewards, dones,
+                         p["starts"], p["hidden"], p["privileged"])
+
+    @torch.no_grad()
+    def value(self, obs: Mapping[str, Tensor], h: Tensor | None,
+              privileged: Tensor | None = None) -> Tensor:
+        return self.policy.act(obs, h, privileged, frontend_done=True).value
+
+    def compute_returns(self, last_values: Tensor) -> None:
+        self.storage.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
+
+    def set_progress(self, fraction: float) -> float:
+        """Apply the learning-rate schedule for `fraction` of the run done; return the LR."""
+        lr = self.cfg.lr * (1.0 - fraction if self.cfg.lr_schedule == "linear" else 1.0)
+        lr = max(lr, 1e-3 * self.cfg.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def update(self) -> dict[str, float]:
+        """Epochs of minibatch updates on the stored rollout; returns mean losses and stats."""
+        cfg, policy, storage = self.cfg, self.policy, self.storage
+        sums: dict[str, float] = {}
+        count = 0
+        stop = False
+        for _ in range(cfg.epochs):
+            batches = (storage.sequences(cfg.minibatches, cfg.seq_len, self.generator)
+                       if policy.recurrent else storage.minibatches(cfg.minibatches,
+                                                                    self.generator))
+            for mb in batches:
+                stats = self._step(mb)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if cfg.target_kl and stats["approx_kl"] > cfg.target_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        storage.clear()
+        out = {k: v / max(count, 1) for k, v in sums.items()}
+        out["minibatch_updates"] = float(count)
+        return out
+
+    def _step(self, mb) -> dict[str, float]:
+        cfg, policy = self.cfg, self.policy
+        want_features = self.coordination is not None and not policy.recurrent
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            ev = self._evaluate(mb.obs, mb.actions, mb.h0, mb.starts, mb.privileged,
+                                 frontend_done=True, with_features=want_features)
+        log_prob, entropy, value = ev.log_prob.float(), ev.entropy.float(), ev.value.float()
+        adv = mb.advantages
+        if cfg.normalize_advantages:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        ratio = torch.exp(log_prob - mb.old_log_prob)
+        surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
+        policy_loss = -surrogate.mean()
+        if cfg.value_clip > 0:
+            clipped = mb.old_value + (value - mb.old_value).clamp(-cfg.value_clip, cfg.value_clip)
+            value_loss = torch.max((value - mb.returns) ** 2, (clipped - mb.returns) ** 2).mean()
+        else:
+            value_loss = ((value - mb.returns) ** 2).mean()
+        entropy_mean = entropy.mean()
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
+        stats = {}
+        if want_features:
+            coord = self.coordination({k: v.float() for k, v in ev.features.items()}, ev.present)
+            loss = loss + cfg.coordination.weight * coord
+            stats["coordination_loss"] = float(coord)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(self.params, self.dist)
+        grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        self.optimizer.step()
+        with torch.no_grad():
+            log_ratio = log_prob - mb.old_log_prob
+            approx_kl = float(((ratio - 1) - log_ratio).mean())
+            clip_frac = float(((ratio - 1).abs() > cfg.clip).float().mean())
+        stats.update(policy_loss=float(policy_loss), value_loss=float(value_loss),
+                     entropy=float(entropy_mean), approx_kl=approx_kl, clip_fraction=clip_frac,
+                     grad_norm=float(grad_norm))
+        return stats

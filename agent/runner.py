@@ -1,0 +1,264 @@
+"""The on-policy runner: the env loop, logging, checkpoints, evaluation and export.
+
+Everything algorithmic is in :mod:`agent.ppo`; buffers in :mod:`agent.storage`.
+The loop follows the env's declared autoreset mode (SAME_STEP: the
+observation after an episode's end starts the next one, and the ended one's
+last observation is ``info["final_obs"]``, used to bootstrap truncations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from agent.checkpoint import CheckpointError, capture_rng, load_checkpoint, save_checkpoint
+from agent.config import RunSettings
+from agent.distributed import DistInfo, all_mean, average_buffers, broadcast_module
+from agent.evaluate import evaluate_policy
+from agent.logger import RunLogger
+from agent.observations import ObservationPipeline
+from agent.policy import ActorCritic, PolicyConfig
+from agent.ppo import PPO, PPOConfig
+from envs.factory import make_vector_env, obs_spec_of
+from perception.augment import RandomizerConfig
+from perception.settings import ConfigError, config_from_kwargs
+from perception.spec import ActionSpec
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but torch sees no CUDA device; use device=auto or cpu")
+    return torch.device(name)
+
+
+def action_spec_of(env: Any) -> ActionSpec:
+    spec = getattr(env, "action_spec", None)
+    return spec if isinstance(spec, ActionSpec) else ActionSpec.from_space(
+        env.single_action_space)
+
+
+@dataclasses.dataclass
+class TrainSetup:
+    """Everything a run is built from (plain settings; the CLI composes them with Hydra)."""
+
+    env: dict[str, Any]
+    fusion: dict[str, Any]
+    agent: dict[str, Any]
+    model: dict[str, Any]
+    policy: dict[str, Any]
+    run: RunSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.env, "fusion": self.fusion, "agent": self.agent,
+                "model": self.model, "policy": self.policy,
+                "run": dataclasses.asdict(self.run)}
+
+
+class OnPolicyRunner:
+    """Trains an ActorCritic with PPO on a batched world; see the module docstring."""
+
+    def __init__(self, setup: TrainSetup, run_dir: Path, dist_info: DistInfo | None = None
+                 ) -> None:
+        self.setup, self.run_dir = setup, Path(run_dir)
+        self.run: RunSettings = setup.run
+        self.dist = dist_info or DistInfo()
+        self.device = pick_device(self.run.device)
+        if self.run.threads:
+            torch.set_num_threads(self.run.threads)
+        self.agent_cfg = config_from_kwargs(PPOConfig, setup.agent, "agent ppo")
+        seed = self.run.seed + 7919 * self.dist.rank
+        torch.manual_seed(self.run.seed)  # same initial weights on every rank
+        self.env = make_vector_env(setup.env, self.run.num_envs)
+        mode = self.env.metadata.get("autoreset_mode")
+        if mode != AutoresetMode.SAME_STEP:
+            raise ConfigError(
+                f"the runner needs an env with SAME_STEP autoreset, got {mode}; "
+                "make it with envs.make_vector_env (which asks for SAME_STEP)")
+        self.obs_spec = obs_spec_of(self.env)
+        self.action_spec = action_spec_of(self.env)
+        policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
+        priv_dim = int(getattr(self.env, "privileged_dim", 0)) if policy_cfg.privileged_critic \
+            else 0
+        if policy_cfg.privileged_critic and not priv_dim:
+            raise ConfigError("policy.privileged_critic=true needs an env with privileged_state()"
+                              " (AudioVisualNav has one)")
+        self.policy = ActorCritic(self.obs_spec, self.action_spec, setup.model, setup.fusion,
+                                  policy_cfg, priv_dim).to(self.device)
+        broadcast_module(self.policy, self.dist)
+        self.alg = PPO(self.policy, self.agent_cfg, self.device, self.dist)
+        self.alg.generator.manual_seed(seed)
+        if self.run.compile:
+            self.alg.compile()
+        randomizer = None
+        if self.run.randomize:
+            randomizer = config_from_kwargs(RandomizerConfig, self.run.randomizer or {},
+                                            "randomizer")
+        self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
+                                            self.run.modality_dropout, randomizer, seed)
+        self.env_seed = seed
+        self.iteration = 0
+        self.env_steps = 0
+        self.meta = {"config": setup.to_dict(), "obs_spec": self.obs_spec.to_json(),
+                     "action_spec": self.action_spec.to_json(), "privileged_dim": priv_dim}
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def modules(self) -> dict[str, Any]:
+        return self.alg.modules()
+
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        meta = {**self.meta, "iteration": self.iteration, "env_steps": self.env_steps}
+        return save_checkpoint(self.run_dir / "checkpoints", self.env_steps, self.modules(), meta,
+                               rng=capture_rng([]), keep=self.run.keep_checkpoints)
+
+    def resume(self) -> None:
+        """Load the run's last checkpoint: weights, optimizer, counters and RNG states."""
+        expect = {k: self.meta[k] for k in ("obs_spec", "action_spec", "privileged_dim")}
+        loaded = load_checkpoint(self.run_dir / "checkpoints", self.modules(), expect,
+                                 map_location=self.device)
+        self.iteration = int(loaded.meta["iteration"])
+        self.env_steps = int(loaded.meta["env_steps"])
+        if loaded.rng is not None:
+            loaded.rng.restore([])
+        # the worlds restart from a seed of their own for this point of the run
+        self.env_seed = self.env_seed + 104729 * self.iteration
+        self.alg.generator.manual_seed(self.env_seed)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def learn(self) -> dict[str, Any]:
+        """Train until total_steps (or max_minutes); save, evaluate and export at the end."""
+        run, cfg = self.run, self.agent_cfg
+        if run.resume:
+            self.resume()
+        logger = RunLogger(self.run_dir, run.total_steps, enabled=self.dist.is_main,
+                           tensorboard=run.tensorboard, progress=run.progress,
+                           resume_step=self.env_steps if run.resume else None,
+                           return_key="episode_return", success_key="episode_success")
+        n = self.env.num_envs
+        obs, _ = self.env.reset(seed=self.env_seed)
+        x = self.pipeline(obs, train=True)
+        if self.iteration == 0:
+            self.policy.trunk.update_normalizers(x, frontend_done=True)
+        priv = self._privileged()
+        self.alg.init_storage(n, x, priv.shape[1] if priv is not None else 0)
+        h = self.policy.initial_state(n)
+        starts = torch.ones(n, dtype=torch.bool, device=self.device)
+        ret = np.zeros(n)
+        length = np.zeros(n, np.int64)
+        recent: dict[str, deque] = {k: deque(maxlen=200) for k in
+                                    ("return", "length", "success", "spl", "collisions")}
+        t_start = time.perf_counter()
+        steps_per_iter = cfg.num_steps * n * self.dist.world_size
+        while self.env_steps < run.total_steps:
+            if run.max_minutes and (time.perf_counter() - t_start) > 60 * run.max_minutes:
+                break
+            t0 = time.perf_counter()
+            self.policy.eval()
+            with torch.inference_mode():
+                for _ in range(cfg.num_steps):
+                    actions, h_new = self.alg.act(x, h, starts, priv)
+                    env_actions = self.policy.clip_actions(actions).cpu().numpy()
+                    obs, reward, term, trunc, info = self.env.step(env_actions)
+                    rewards = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
+                    if trunc.any():  # time limits are not the world's end: bootstrap
+                        rows = np.flatnonzero(trunc)
+                        final = self.pipeline(self.pipeline.stack_final(info["final_obs"], rows),
+                                              train=False)
+                        h_rows = h_new[rows] if h_new is not None else None
+                        p_rows = priv[rows] if priv is not None else None
+                        rewards[rows] += cfg.gamma * self.alg.value(final, h_rows, p_rows)
+                    done = np.logical_or(term, trunc)
+                    done_t = torch.as_tensor(done, device=self.device)
+                    self.alg.process_env_step(rewards, done_t)
+                    ret += reward
+                    length += 1
+                    if done.any():
+                        self._record_episodes(done, info, ret, length, recent)
+                        ret[done], length[done] = 0.0, 0
+                        if h_new is not None:
+                            h_new[done_t] = 0.0
+                    h, starts = h_new, done_t
+                    x = self.pipeline(obs, train=True)
+                    priv = self._privileged()
+                last_values = self.alg.value(x, h, priv)
+            self.alg.compute_returns(last_values)
+            t_collect = time.perf_counter() - t0
+            self.policy.trunk.update_normalizers(self._storage_obs(), frontend_done=True)
+            average_buffers(self.policy, self.dist)
+            self.policy.train()
+            lr = self.alg.set_progress(self.env_steps / run.total_steps)
+            stats = self.alg.update()
+            self.iteration += 1
+            self.env_steps += steps_per_iter
+            elapsed = time.perf_counter() - t0
+            metrics = {**stats, "lr": lr, "collect_seconds": t_collect,
+                       "update_seconds": elapsed - t_collect,
+                       "env_steps_per_s": steps_per_iter / elapsed}
+            for k, v in recent.items():
+                if v:
+                    metrics[f"episode_{k}"] = float(np.mean(v))
+            keys = sorted(metrics)
+            metrics = dict(zip(keys, all_mean([metrics[k] for k in keys], self.dist)))
+            logger.log(self.env_steps, metrics)
+            if self.iteration % run.checkpoint_every == 0:
+                self.save()
+            if run.eval_every and self.iteration % run.eval_every == 0 and self.dist.is_main:
+                logger.log(self.env_steps, {f"eval/{k}": v for k, v in self.evaluate(
+                    run.eval_episodes).items() if isinstance(v, float)})
+        self.save()
+        logger.close()
+        summary = {"iterations": self.iteration, "env_steps": self.env_steps,
+                   "train_seconds": time.perf_counter() - t_start}
+        if self.dist.is_main:
+            (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def _privileged(self) -> torch.Tensor | None:
+        if not self.policy.privileged_dim:
+            return None
+        return torch.as_tensor(self.env.privileged_state(), device=self.device)
+
+    def _storage_obs(self) -> dict[str, torch.Tensor]:
+        s = self.alg.storage
+        return {k: v.reshape(s.T * s.N, *v.shape[2:]) for k, v in s.obs.items()}
+
+    @staticmethod
+    def _record_episodes(done: np.ndarray, info: Mapping[str, Any], ret: np.ndarray,
+                         length: np.ndarray, recent: dict[str, deque]) -> None:
+        recent["return"].extend(ret[done].tolist())
+        recent["length"].extend(length[done].tolist())
+        fi = info.get("final_info", {})
+        for k in ("success", "spl", "collisions"):
+            if k in fi:
+                recent[k].extend(np.asarray(fi[k])[done].astype(float).tolist())
+
+    def evaluate(self, episodes: int, num_envs: int = 32) -> dict[str, Any]:
+        env = make_vector_env(self.setup.env, min(num_envs, episodes))
+        try:
+            return evaluate_policy(self.policy, env, self.pipeline, episodes,
+                                   seed=10_000 + self.run.seed)
+        finally:
+            env.close()
+
+
+def default_run_name(setup: TrainSetup) -> str:
+    env = str(setup.env.get("id", "env")).split("/")[-1].split("-")[0].lower()
+    return f"{env}-{setup.fusion.get('method', 'fusion')}-{setup.agent.get('name', 'agent')}" \
+           f"-s{setup.run.seed}"
+
+
+__all__ = ["CheckpointError", "OnPolicyRunner", "TrainSetup", "default_run_name", "pick_device"]

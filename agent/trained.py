@@ -1,0 +1,89 @@
+"""A trained run, loaded back from its folder: evaluate it, film it, export it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent.checkpoint import load_checkpoint, read_checkpoint_meta
+from agent.config import RunSettings
+from agent.evaluate import evaluate_policy, record_policy_video
+from agent.observations import ObservationPipeline
+from agent.policy import ActorCritic, DeterministicPolicy, PolicyConfig
+from agent.runner import TrainSetup, pick_device
+from envs.factory import make_vector_env
+from perception.settings import config_from_kwargs
+from perception.spec import ActionSpec, ObsSpec
+
+
+@dataclasses.dataclass
+class Trained:
+    """A run's policy and what it was trained on."""
+
+    run_dir: Path
+    setup: TrainSetup
+    obs_spec: ObsSpec
+    action_spec: ActionSpec
+    policy: ActorCritic
+    device: torch.device
+    step: int
+
+    @property
+    def pipeline(self) -> ObservationPipeline:
+        return ObservationPipeline(self.obs_spec, self.policy, self.device)
+
+    def evaluate(self, episodes: int, num_envs: int = 32, seed: int = 12345,
+                 deterministic: bool = True) -> dict[str, Any]:
+        env = make_vector_env(self.setup.env, min(num_envs, episodes))
+        try:
+            result = evaluate_policy(self.policy, env, self.pipeline, episodes, seed,
+                                     deterministic)
+        finally:
+            env.close()
+        return {"run": str(self.run_dir), "env_steps": self.step, "seed": seed,
+                "deterministic": deterministic, **result}
+
+    def video(self, out: Path, episodes: int, seed: int = 12345,
+              deterministic: bool = True) -> dict[str, Any]:
+        return record_policy_video(self.policy, self.setup.env, self.pipeline, out, episodes,
+                                   seed, deterministic)
+
+    def deployable(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self.policy).eval()
+
+
+def load_trained(run_dir: Path, device: str = "cpu", step: int | None = None) -> Trained:
+    """The policy of `run_dir`'s last (or `step`'s) checkpoint, on `device`."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    meta = read_checkpoint_meta(ckpt_dir, step)
+    config = meta["config"]
+    run = config_from_kwargs(RunSettings, config["run"], "train")
+    setup = TrainSetup(config["env"], config["fusion"], config["agent"], config["model"],
+                       config["policy"], run)
+    obs_spec = ObsSpec.from_json(meta["obs_spec"])
+    action_spec = ActionSpec.from_json(meta["action_spec"])
+    policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
+    priv = int(meta.get("privileged_dim", 0))
+    dev = pick_device(device)
+    policy = ActorCritic(obs_spec, action_spec, setup.model, setup.fusion, policy_cfg,
+                         priv).to(dev)
+    loaded = load_checkpoint(ckpt_dir, {"policy": policy}, map_location=dev, step=step,
+                             strict=False)
+    policy.eval()
+    return Trained(Path(run_dir), setup, obs_spec, action_spec, policy, dev, loaded.step)
+
+
+def observation_batch(trained: Trained, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Real observations of the run's world (for export parity checks)."""
+    env = make_vector_env(trained.setup.env, batch)
+    try:
+        obs, _ = env.reset(seed=seed)
+        for _ in range(3):
+            obs, *_ = env.step(env.action_space.sample())
+        return obs
+    finally:
+        env.close()
