@@ -181,6 +181,59 @@ class PerceptionProbeConfig:
     """Where the JSON report goes."""
 
 
+def _train_defaults() -> list[Any]:
+    return [{"env": DEFAULT_ENV}, {"fusion": DEFAULT_FUSION}, {"agent": "ppo"}, "_self_"]
+
+
+def _policy_config() -> Any:
+    from agent.policy import PolicyConfig
+
+    return PolicyConfig()
+
+
+def _run_settings() -> type:
+    from agent.config import RunSettings
+
+    return RunSettings
+
+
+@dataclass
+class EvalConfig:
+    """``sensorium eval``: evaluate a trained run."""
+
+    run: str = ""
+    """The run folder (runs/<name>)."""
+    episodes: int = 200
+    """Evaluation episodes."""
+    num_envs: int = 32
+    """Worlds stepped together."""
+    seed: int = 12345
+    """Seed of the evaluation worlds (unseen in training)."""
+    deterministic: bool = True
+    """Greedy actions (else sampled)."""
+    video_episodes: int = 3
+    """Episodes in the mp4 next to the JSON (0 = no video)."""
+    device: str = "cpu"
+    """Where the policy runs."""
+    out: str = ""
+    """JSON report path; empty = <run>/eval.json (the video: same name, .mp4)."""
+
+
+def train_config() -> type:
+    """``sensorium train``'s primary config: the run settings plus the model groups."""
+    from dataclasses import make_dataclass
+
+    base = _run_settings()
+    return make_dataclass("TrainConfig", [
+        ("defaults", list[Any], field(default_factory=_train_defaults)),
+        ("env", Any, MISSING),
+        ("fusion", Any, MISSING),
+        ("agent", Any, MISSING),
+        ("model", Any, field(default_factory=_perception_config)),
+        ("policy", Any, field(default_factory=_policy_config)),
+    ], bases=(base,))
+
+
 #: Each command's primary config and the config groups it composes from.
 PRIMARY: dict[str, tuple[type, tuple[str, ...]]] = {
     "envs_list": (EnvsListConfig, ("env",)),
@@ -189,6 +242,8 @@ PRIMARY: dict[str, tuple[type, tuple[str, ...]]] = {
     "demo": (DemoConfig, ("env",)),
     "perception_bench": (PerceptionBenchConfig, ("env", "fusion")),
     "perception_probe": (PerceptionProbeConfig, ()),
+    "train": (train_config, ("env", "fusion", "agent")),
+    "eval": (EvalConfig, ()),
 }
 
 
@@ -200,12 +255,18 @@ def group_options(group: str) -> dict[str, Any]:
         from perception.fusion import fusion_configs
 
         return fusion_configs()
+    if group == "agent":
+        from agent.algorithms import agent_configs
+
+        return agent_configs()
     raise KeyError(group)
 
 
 def register_configs(command: str) -> None:
     """Put `command`'s primary config and the groups it uses into Hydra's ConfigStore."""
     node, groups = PRIMARY[command]
+    if node is train_config:
+        node = train_config()
     cs = ConfigStore.instance()
     for group in groups:
         for name, option in group_options(group).items():
