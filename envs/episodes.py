@@ -12,6 +12,30 @@ import numpy as np
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
+class EpisodeQuota:
+    """Which ended episodes count, so that an evaluation is not biased to short ones.
+
+    Stopping at the first N episodes to end over-counts short episodes (often
+    the successes or the quick failures). Instead each world runs a fixed
+    number of episodes (N split as evenly as possible) and only those count.
+    """
+
+    def __init__(self, num_envs: int, episodes: int) -> None:
+        self.quota = np.full(num_envs, episodes // num_envs, np.int64)
+        self.quota[: episodes % num_envs] += 1
+        self.done = np.zeros(num_envs, np.int64)
+
+    def count(self, ended: np.ndarray) -> np.ndarray:
+        """Mask of the worlds in `ended` whose episode counts; updates the tallies."""
+        counts = ended & (self.done < self.quota)
+        self.done += counts
+        return counts
+
+    @property
+    def complete(self) -> bool:
+        return bool((self.done >= self.quota).all())
+
+
 def run_episodes(
     env: gym.vector.VectorEnv,
     policy: Policy,
@@ -23,25 +47,27 @@ def run_episodes(
 ) -> dict[str, Any]:
     """Step `policy` until `episodes` episodes have ended; return per-episode metrics and speed.
 
+    Each world contributes a fixed share of the episodes (:class:`EpisodeQuota`).
     `on_end(worlds)` is told which worlds just started a new episode (for
     policies with per-episode state). Metrics come from ``info["final_info"]``.
     """
     obs, _ = env.reset(seed=seed)
     ended: dict[str, list] = {k: [] for k in keys}
-    count, steps = 0, 0
+    quota = EpisodeQuota(env.num_envs, episodes)
+    steps = 0
     t0 = time.perf_counter()
-    while count < episodes and steps < max_steps:
+    while not quota.complete and steps < max_steps:
         obs, _, _, _, info = env.step(policy(obs))
         steps += env.num_envs
         if "final_info" in info:
             mask = info["_final_info"]
+            counts = quota.count(mask)
             for k in keys:
-                ended[k].extend(np.asarray(info["final_info"][k])[mask].tolist())
-            count += int(mask.sum())
+                ended[k].extend(np.asarray(info["final_info"][k])[counts].tolist())
             if on_end is not None:
                 on_end(np.flatnonzero(mask))
     elapsed = time.perf_counter() - t0
-    per_episode = {k: v[:episodes] for k, v in ended.items()}
+    per_episode = ended
     summary = {k: float(np.mean(v)) if v else float("nan") for k, v in per_episode.items()}
-    return {"episodes": min(count, episodes), "mean": summary, "per_episode": per_episode,
+    return {"episodes": int(quota.done.sum()), "mean": summary, "per_episode": per_episode,
             "env_steps": steps, "seconds": elapsed, "env_steps_per_s": steps / elapsed}

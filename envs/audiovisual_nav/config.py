@@ -53,6 +53,9 @@ class AudioVisualNavConfig:
     """Reward per metre of decrease of the geodesic distance to the goal."""
     wall_transmission: float = 0.35
     """Amplitude factor of a sound per wall between source and listener."""
+    diffraction_gain: float = 0.7
+    """Amplitude factor of the sound that goes round walls along the shortest open path
+    (through doors); it arrives from that path's direction. 0 = walls only attenuate."""
     mic_noise: float = 0.003
     """Standard deviation of the microphones' self-noise, full scale = 1."""
 
@@ -88,4 +91,5 @@ class AudioVisualNavConfig:
         require_float(WHERE, "step_cost", self.step_cost, 0.0)
         require_float(WHERE, "distance_reward_scale", self.distance_reward_scale, 0.0)
         require_float(WHERE, "wall_transmission", self.wall_transmission, 0.0, 1.0)
+        require_float(WHERE, "diffraction_gain", self.diffraction_gain, 0.0, 1.0)
         require_float(WHERE, "mic_noise", self.mic_noise, 0.0, 1.0)

@@ -9,6 +9,7 @@ import numpy as np
 
 from envs.audiovisual_nav import world as W
 from envs.audiovisual_nav.config import WHERE, AudioVisualNavConfig
+from envs.audiovisual_nav.maps import distance_field, free_subcells, geodesic_at
 from envs.audiovisual_nav.sound import LOOP_S, make_noise_table, make_sound_bank
 from envs.batched import BatchedEnv, seed_states
 from envs.single import SingleWorldEnv
@@ -159,7 +160,7 @@ class AudioVisualNavVectorEnv(BatchedEnv):
 
     def _reset(self, idx: np.ndarray) -> None:
         cfg, w = self.cfg, self.worlds
-        W.reset_worlds(idx, w.grid, w.free, w.dist, w.palette, w.pos, w.heading, w.obj_pos,
+        W.reset_worlds(idx, w.grid, w.free, w.fields, w.palette, w.pos, w.heading, w.obj_pos,
                        w.obj_rgb, w.obj_shape, w.src_id, w.src_gain, w.cursor, w.steps,
                        w.path_len, w.start_geo, w.geo, w.collisions, w.last_action, w.velocity,
                        w.bumped, w.ep_return, w.rng, cfg.min_room, cfg.agent_radius_m,
@@ -182,11 +183,12 @@ class AudioVisualNavVectorEnv(BatchedEnv):
             "proprio": np.empty((m, W.PROPRIO_DIM), np.float32),
             "touch": np.empty((m, W.TOUCH_DIM), np.float32),
         }
-        W.observe_worlds(idx, w.grid, w.palette, w.pos, w.heading, w.obj_pos, w.obj_rgb,
+        W.observe_worlds(idx, w.grid, w.fields, w.palette, w.pos, w.heading, w.obj_pos, w.obj_rgb,
                          w.obj_shape, w.src_id, w.src_gain, w.cursor, w.last_action, w.velocity,
                          w.bumped, w.rng, self._turn, self._tan_half_fov, cfg.max_depth_m,
                          cfg.agent_radius_m, self._dry, self._muffled, self._noise, cfg.mic_noise,
-                         cfg.wall_transmission, cfg.sample_rate, obs["rgb"], obs["depth"],
+                         cfg.wall_transmission, cfg.diffraction_gain, cfg.sample_rate, obs["rgb"],
+                         obs["depth"],
                          obs["audio"], obs["proprio"], obs["touch"])
         np.clip(obs["audio"], -1.0, 1.0, out=obs["audio"])
         return obs
@@ -200,6 +202,16 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         W.expert_worlds(w.grid, w.dist, w.pos, w.heading, cfg.forward_m, self._turn,
                         cfg.headings, cfg.agent_radius_m, cfg.success_radius_m - 0.05, out)
         return out
+
+    def recompute(self, world: int) -> None:
+        """Redo world `world`'s free space and geodesic fields after editing its grid or
+        object positions by hand (tests, tools); the episode goes on from there."""
+        w, cfg = self.worlds, self.cfg
+        free_subcells(w.grid[world], cfg.agent_radius_m, w.free[world])
+        for j in range(w.fields.shape[1]):
+            distance_field(w.free[world], w.obj_pos[world, j, 0], w.obj_pos[world, j, 1],
+                           w.fields[world, j])
+        w.geo[world] = geodesic_at(w.dist[world], w.pos[world, 0], w.pos[world, 1])
 
     privileged_dim = 4
 

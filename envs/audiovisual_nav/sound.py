@@ -11,7 +11,10 @@ broadband). What reaches the two ears each step:
 - interaural level difference: the near ear up to +35 %, the far ear down
   as much, and low-passed (head shadow);
 - walls: each wall on the straight path multiplies the amplitude by the
-  transmission factor and muffles (mixes in a low-passed copy);
+  transmission factor and muffles (mixes in a low-passed copy); sound also
+  goes round walls, through doors, and arrives from the direction of the
+  shortest open path, over its length (diffraction, as in real rooms: it is
+  what lets a listener follow a sound out of a room);
 - front/back: a source behind the head is slightly muffled (pinna cue);
 - self-noise of the microphones, from a looping noise table.
 """
@@ -22,7 +25,7 @@ import math
 
 import numpy as np
 
-from envs.audiovisual_nav.maps import walls_between
+from envs.audiovisual_nav.maps import FINE, UNREACHABLE, walls_between
 from envs.jit import kernel
 
 HEAD_RADIUS_M = 0.0875
@@ -82,9 +85,81 @@ def make_noise_table(sample_rate: int) -> np.ndarray:
 
 
 @kernel
+def apparent_source(grid: np.ndarray, field: np.ndarray, x: float, y: float
+                    ) -> tuple[float, float, float]:
+    """Where sound that goes round walls seems to come from, and how far it travelled.
+
+    Walks the source's geodesic field downhill from the listener and keeps the
+    farthest point of that path still in line of sight (a door, a corner): the
+    wavefront arrives from there. Returns (x, y, geodesic metres); the
+    distance is infinite when no open path exists.
+    """
+    n = field.shape[0]
+    ci, cj, best = int(x * FINE), int(y * FINE), 1e30
+    for j in range(max(cj - 1, 0), min(cj + 2, n)):
+        for i in range(max(ci - 1, 0), min(ci + 2, n)):
+            if field[j, i] < UNREACHABLE:
+                v = field[j, i] + math.hypot((i + 0.5) / FINE - x, (j + 0.5) / FINE - y)
+                if v < best:
+                    best, ci2, cj2 = v, i, j
+    if best >= 1e30:
+        return x, y, math.inf
+    i, j = ci2, cj2
+    px, py = (i + 0.5) / FINE, (j + 0.5) / FINE
+    for _ in range(8 * n):
+        ni, nj, nd = i, j, field[j, i]
+        for dj in range(-1, 2):
+            for di in range(-1, 2):
+                ii, jj = i + di, j + dj
+                if 0 <= ii < n and 0 <= jj < n and field[jj, ii] < nd:
+                    ni, nj, nd = ii, jj, field[jj, ii]
+        if ni == i and nj == j:
+            break
+        i, j = ni, nj
+        qx, qy = (i + 0.5) / FINE, (j + 0.5) / FINE
+        if walls_between(grid, x, y, qx, qy) > 0:
+            break
+        px, py = qx, qy
+    return px, py, best
+
+
+@kernel
+def _add_source(out: np.ndarray, k: int, amp: float, muffle: float, dx: float, dy: float,
+                fx: float, fy: float, cursor: int, dry: np.ndarray, muffled: np.ndarray,
+                sample_rate: int) -> None:
+    """Add sound `k` arriving from direction (dx, dy) with amplitude `amp` to both ears."""
+    loop = dry.shape[1]
+    rx, ry = -fy, fx  # the listener's right in a y-down map
+    dist = math.sqrt(dx * dx + dy * dy)
+    if dist > 1e-6:
+        right = (dx * rx + dy * ry) / dist  # sin(azimuth), + = source on the right
+        front = (dx * fx + dy * fy) / dist
+    else:
+        right, front = 0.0, 1.0
+    theta = math.asin(max(-1.0, min(1.0, right)))
+    itd = HEAD_RADIUS_M / SPEED_OF_SOUND * (theta + math.sin(theta))  # + = right ear leads
+    muffle = min(1.0, muffle + (0.25 if front < 0.0 else 0.0))
+    for e in range(2):
+        side = -1.0 if e == 0 else 1.0  # left ear, right ear
+        gain = amp * (1.0 + 0.35 * side * right)
+        m = min(1.0, muffle + 0.3 * max(0.0, -side * right))
+        delay = max(0.0, -side * itd) * sample_rate
+        d_int = int(delay)
+        frac = delay - d_int
+        base = cursor - d_int - 1
+        for i in range(out.shape[1]):
+            i1 = (base + i + 1) % loop
+            i0 = (base + i) % loop
+            a = dry[k, i1] + frac * (dry[k, i0] - dry[k, i1])
+            b = muffled[k, i1] + frac * (muffled[k, i0] - muffled[k, i1])
+            out[e, i] += gain * (a + m * (b - a))
+
+
+@kernel
 def render_binaural(
     out: np.ndarray,
     grid: np.ndarray,
+    fields: np.ndarray,
     ax: float,
     ay: float,
     heading: float,
@@ -99,17 +174,21 @@ def render_binaural(
     noise_offsets: tuple[int, int],
     noise_std: float,
     wall_transmission: float,
+    diffraction_gain: float,
     sample_rate: int,
 ) -> None:
-    """Write the (2, T) waveform heard at (ax, ay) facing `heading` into `out` (left, right)."""
-    samples = out.shape[1]
-    loop = dry.shape[1]
+    """Write the (2, T) waveform heard at (ax, ay) facing `heading` into `out` (left, right).
+
+    Each source reaches the ears along the straight line (through walls:
+    attenuated and muffled per wall) and, when walls are in the way, also
+    round them along the shortest open path (``fields[j]``, the geodesic field
+    of source j): from that path's direction, over its length, muffled a little.
+    """
     fx, fy = math.cos(heading), math.sin(heading)
-    rx, ry = -fy, fx  # the agent's right in a y-down map
     for e in range(2):
         off = noise_offsets[e]
         n_noise = noise.shape[0]
-        for i in range(samples):
+        for i in range(out.shape[1]):
             out[e, i] = noise_std * noise[(off + i) % n_noise]
     for s in range(src_id.shape[0]):
         k = src_id[s]
@@ -119,25 +198,11 @@ def render_binaural(
         dist = math.sqrt(dx * dx + dy * dy)
         walls = walls_between(grid, ax, ay, src_x[s], src_y[s])
         amp = src_gain[s] / max(dist, 0.5) * wall_transmission**walls
-        if dist > 1e-6:
-            right = (dx * rx + dy * ry) / dist  # sin(azimuth), + = source on the right
-            front = (dx * fx + dy * fy) / dist
-        else:
-            right, front = 0.0, 1.0
-        theta = math.asin(max(-1.0, min(1.0, right)))
-        itd = HEAD_RADIUS_M / SPEED_OF_SOUND * (theta + math.sin(theta))  # + = right ear leads
-        muffle = min(1.0, 0.6 * walls) + (0.25 if front < 0.0 else 0.0)
-        for e in range(2):
-            side = -1.0 if e == 0 else 1.0  # left ear, right ear
-            gain = amp * (1.0 + 0.35 * side * right)
-            m = min(1.0, muffle + 0.3 * max(0.0, -side * right))
-            delay = max(0.0, -side * itd) * sample_rate
-            d_int = int(delay)
-            frac = delay - d_int
-            base = cursor - d_int - 1
-            for i in range(samples):
-                i1 = (base + i + 1) % loop
-                i0 = (base + i) % loop
-                a = dry[k, i1] + frac * (dry[k, i0] - dry[k, i1])
-                b = muffled[k, i1] + frac * (muffled[k, i0] - muffled[k, i1])
-                out[e, i] += gain * (a + m * (b - a))
+        _add_source(out, k, amp, min(1.0, 0.6 * walls), dx, dy, fx, fy, cursor, dry, muffled,
+                    sample_rate)
+        if walls > 0 and diffraction_gain > 0.0 and s < fields.shape[0]:
+            px, py, geo = apparent_source(grid, fields[s], ax, ay)
+            if geo < 1e29:
+                amp = src_gain[s] * diffraction_gain / max(geo, 0.5)
+                _add_source(out, k, amp, 0.3, px - ax, py - ay, fx, fy, cursor, dry, muffled,
+                            sample_rate)

@@ -47,7 +47,9 @@ class Worlds:
         s, k, f = cfg.map_size, cfg.num_objects, cfg.map_size * FINE
         self.grid = np.ones((n, s, s), np.uint8)
         self.free = np.zeros((n, f, f), np.uint8)
-        self.dist = np.zeros((n, f, f), np.float32)
+        # geodesic fields of the sounding objects: [:, 0] the goal's, [:, j] distractor j's
+        self.fields = np.zeros((n, 1 + cfg.num_distractors, f, f), np.float32)
+        self.dist = self.fields[:, 0]  # the goal's field (a view)
         self.palette = np.zeros((n, 4, 3), np.float32)
         self.pos = np.zeros((n, 2))
         self.heading = np.zeros(n, np.int64)
@@ -70,7 +72,7 @@ class Worlds:
 
 
 @kernel
-def _place_world(w, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb, obj_shape,
+def _place_world(w, grid, free, fields, palette, pos, heading, obj_pos, obj_rgb, obj_shape,
                  src_id, src_gain, cursor, rng, min_room, radius, success_radius, headings,
                  n_goal_sounds, n_sounds, num_distractors, loop_len, colours) -> float:
     """Make a new map and episode in world `w`; return the start's geodesic distance."""
@@ -93,10 +95,11 @@ def _place_world(w, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb, o
                 placed += 1
         if placed < k:
             continue
-        distance_field(free[w], obj_pos[w, 0, 0], obj_pos[w, 0, 1], dist[w])
+        for j in range(fields.shape[1]):  # the goal's field, then each distractor's
+            distance_field(free[w], obj_pos[w, j, 0], obj_pos[w, j, 1], fields[w, j])
         for _try in range(200):
             x, y = random_free_point(grid[w], free[w], rng, w, 0.3)
-            g = geodesic_at(dist[w], x, y)
+            g = geodesic_at(fields[w, 0], x, y)
             if success_radius + MIN_START_EXTRA_M < g < UNREACHABLE:
                 pos[w, 0], pos[w, 1] = x, y
                 heading[w] = randint(rng, w, headings)
@@ -124,7 +127,7 @@ def _place_world(w, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb, o
 
 
 @parallel_kernel
-def reset_worlds(idx, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb, obj_shape,
+def reset_worlds(idx, grid, free, fields, palette, pos, heading, obj_pos, obj_rgb, obj_shape,
                  src_id, src_gain, cursor, steps, path_len, start_geo, geo, collisions,
                  last_action, velocity, bumped, ep_return, rng, min_room, radius,
                  success_radius, headings, n_goal_sounds, n_sounds, num_distractors, loop_len,
@@ -132,7 +135,7 @@ def reset_worlds(idx, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb,
     """Start a new episode (and map) in each world of `idx`."""
     for t in numba.prange(idx.shape[0]):
         w = idx[t]
-        g = _place_world(w, grid, free, dist, palette, pos, heading, obj_pos, obj_rgb,
+        g = _place_world(w, grid, free, fields, palette, pos, heading, obj_pos, obj_rgb,
                          obj_shape, src_id, src_gain, cursor, rng, min_room, radius,
                          success_radius, headings, n_goal_sounds, n_sounds, num_distractors,
                          loop_len, colours)
@@ -197,10 +200,11 @@ def step_worlds(actions, grid, dist, pos, heading, steps, path_len, geo, collisi
 
 
 @parallel_kernel
-def observe_worlds(idx, grid, palette, pos, heading, obj_pos, obj_rgb, obj_shape, src_id,
-                   src_gain, cursor, last_action, velocity, bumped, rng, turn_rad, tan_half_fov,
-                   max_depth, radius, dry, muffled, noise, mic_noise, wall_transmission,
-                   sample_rate, rgb, depth, audio, proprio, touch) -> None:
+def observe_worlds(idx, grid, fields, palette, pos, heading, obj_pos, obj_rgb, obj_shape,
+                   src_id, src_gain, cursor, last_action, velocity, bumped, rng, turn_rad,
+                   tan_half_fov, max_depth, radius, dry, muffled, noise, mic_noise,
+                   wall_transmission, diffraction_gain, sample_rate, rgb, depth, audio, proprio,
+                   touch) -> None:
     """Render the observation of each world in `idx` into row t of the output arrays."""
     for t in numba.prange(idx.shape[0]):
         w = idx[t]
@@ -211,9 +215,9 @@ def observe_worlds(idx, grid, palette, pos, heading, obj_pos, obj_rgb, obj_shape
                     max_depth, obj_pos[w, :, 0], obj_pos[w, :, 1], obj_rgb[w], obj_shape[w])
         n_noise = noise.shape[0]
         offsets = (randint(rng, w, n_noise), randint(rng, w, n_noise))
-        render_binaural(audio[t], grid[w], x, y, th, obj_pos[w, :, 0], obj_pos[w, :, 1],
-                        src_id[w], src_gain[w], cursor[w], dry, muffled, noise, offsets,
-                        mic_noise, wall_transmission, sample_rate)
+        render_binaural(audio[t], grid[w], fields[w], x, y, th, obj_pos[w, :, 0],
+                        obj_pos[w, :, 1], src_id[w], src_gain[w], cursor[w], dry, muffled, noise,
+                        offsets, mic_noise, wall_transmission, diffraction_gain, sample_rate)
         proprio[t, 0] = velocity[w, 0]
         proprio[t, 1] = velocity[w, 1]
         for j in range(2, proprio.shape[1]):

@@ -56,6 +56,7 @@ def place(env, agent, heading_idx, source=None, world: int = 0, sound: int = 0) 
         w.obj_pos[world, 0] = source
         w.src_id[world, 0] = sound
         w.src_gain[world, 0] = 1.0
+    env.recompute(world)
     obs = env.observe(np.array([world]))
     return {k: v[0] for k, v in obs.items()}
 
@@ -220,6 +221,27 @@ def test_a_wall_between_attenuates_and_muffles(lab) -> None:
         return spec[f > 1000].sum() / spec.sum()
 
     assert high_fraction(walled) < 0.7 * high_fraction(open_)
+
+
+def test_sound_goes_round_walls_through_the_door() -> None:
+    # a wall across the room at x = 5 with a door at y = 2; the source is straight ahead of
+    # the agent (east), behind the wall; the open path leaves through the door, to the left
+    def heard(diffraction: float, door: bool) -> np.ndarray:
+        env = AudioVisualNavVectorEnv(num_envs=1, mic_noise=0.0, diffraction_gain=diffraction)
+        env.reset(seed=0)
+        empty_room(env)
+        env.worlds.grid[0, 1:10, 5] = 1
+        if door:
+            env.worlds.grid[0, 2, 5] = 0
+        return rms(place(env, (3.5, 7.5), 0, source=(7.5, 7.5))["audio"])
+
+    through_door = heard(0.7, door=True)
+    assert through_door[0] > 1.3 * through_door[1]  # arrives from the door: the left ear
+    straight = heard(0.0, door=True)
+    assert straight[0] == pytest.approx(straight[1], rel=0.05)  # no diffraction: dead ahead
+    sealed = heard(0.7, door=False)
+    assert sealed.mean() < 0.7 * through_door.mean()  # no open path: only through the wall
+    assert sealed[0] == pytest.approx(sealed[1], rel=0.05)
 
 
 def test_the_view_turns_with_the_agent(lab) -> None:

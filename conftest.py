@@ -1,0 +1,8 @@
+"""Test-session settings that must be in place before torch and numba load."""
+
+import os
+
+# numba (the worlds) and torch each bring an OpenMP runtime; with the default
+# active waiting their idle threads spin against each other on 2 cores and
+# everything slows down ~10x. The `sensorium` command sets the same.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
