@@ -545,6 +545,17 @@ def save_checkpoint(
 # ------------------------------------------------------------------------- load
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse to start over a run that has checkpoints, or to resume one that has none."""
+    has = bool(list_checkpoints(Path(run_dir) / "checkpoints"))
+    if has and not resume:
+        raise CheckpointError(f"run {run_dir} already has checkpoints; continue it with "
+                              "resume=true or pick another name=...")
+    if resume and not has:
+        raise CheckpointError(f"resume=true but {run_dir} has no checkpoint; start it "
+                              "without resume")
+
+
 def read_checkpoint_meta(directory: Path, step: int | None = None) -> dict[str, Any]:
     """The `meta` saved with the latest (or `step`'s) checkpoint, without loading tensors."""
     directory = Path(directory)

@@ -12,6 +12,7 @@ import torch
 
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
+from envs.episodes import EpisodeQuota
 
 METRICS = ("success", "spl", "collisions")
 
@@ -20,7 +21,7 @@ METRICS = ("success", "spl", "collisions")
 def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
                     pipeline: ObservationPipeline, episodes: int, seed: int,
                     deterministic: bool = True) -> dict[str, Any]:
-    """Run until `episodes` episodes ended; mean return, length and the world's own metrics.
+    """Run exactly `episodes` episodes (a fixed share per world, see EpisodeQuota); means.
 
     ``success``, ``spl`` and ``collisions`` are reported when the world's
     ``final_info`` carries them (AudioVisualNav does).
@@ -33,35 +34,39 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
     done_returns: list[float] = []
     done_lengths: list[int] = []
     found: dict[str, list[float]] = {k: [] for k in METRICS}
-    while len(done_returns) < episodes:
+    quota = EpisodeQuota(n, episodes)
+    while not quota.complete:
         x = pipeline(obs, train=False)
-        out = policy.act(x, h, deterministic=deterministic, frontend_done=True)
+        priv = (torch.as_tensor(env.privileged_state(), device=x[pipeline.names[0]].device)
+                if policy.privileged_dim else None)  # a privileged critic's input (unused here)
+        out = policy.act(x, h, priv, deterministic=deterministic, frontend_done=True)
         actions = policy.clip_actions(out.actions).cpu().numpy()
         obs, reward, term, trunc, info = env.step(actions)
         returns += reward
         lengths += 1
         done = np.logical_or(term, trunc)
-        for i in np.flatnonzero(done):
+        counts = quota.count(done)
+        for i in np.flatnonzero(counts):
             done_returns.append(float(returns[i]))
             done_lengths.append(int(lengths[i]))
         if done.any():
             fi = info.get("final_info", {})
             for k in METRICS:
                 if k in fi:
-                    found[k].extend(np.asarray(fi[k])[done].astype(float).tolist())
+                    found[k].extend(np.asarray(fi[k])[counts].astype(float).tolist())
             returns[done], lengths[done] = 0.0, 0
             if out.h is not None:
                 out.h[torch.as_tensor(done, device=out.h.device)] = 0.0
         h = out.h
     result: dict[str, Any] = {
         "episodes": episodes,
-        "mean_return": float(np.mean(done_returns[:episodes])),
-        "mean_length": float(np.mean(done_lengths[:episodes])),
+        "mean_return": float(np.mean(done_returns)),
+        "mean_length": float(np.mean(done_lengths)),
     }
     for k, v in found.items():
         if v:
             key = {"success": "success_rate"}.get(k, k)
-            result[key] = float(np.mean(v[:episodes]))
+            result[key] = float(np.mean(v))
     return result
 
 
@@ -72,11 +77,14 @@ def record_policy_video(policy: ActorCritic, env_cfg: Mapping[str, Any],
     from envs.show import record_video
 
     state = {"h": policy.initial_state(1)}
+    # a privileged critic's input: its value is not used here, so zeros do
+    priv = (torch.zeros(1, policy.privileged_dim, device=policy.actor[-1].weight.device)
+            if policy.privileged_dim else None)
 
     @torch.no_grad()
     def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-        step = policy.act(pipeline(obs, train=False), state["h"], deterministic=deterministic,
-                          frontend_done=True)
+        step = policy.act(pipeline(obs, train=False), state["h"], priv,
+                          deterministic=deterministic, frontend_done=True)
         state["h"] = step.h
         return policy.clip_actions(step.actions).cpu().numpy()
 

@@ -67,6 +67,7 @@ class Evaluation(NamedTuple):
     log_prob: Tensor
     entropy: Tensor
     value: Tensor
+    state: Tensor  # the actor's fused state, for auxiliary losses
     features: dict[str, Tensor] | None
     present: dict[str, Tensor] | None
 
@@ -193,7 +194,7 @@ class ActorCritic(nn.Module):
         value = self._value(cstate, privileged)
         if not with_features:
             features = present = None
-        return Evaluation(log_prob, entropy, value, features, present)
+        return Evaluation(log_prob, entropy, value, state, features, present)
 
     def clip_actions(self, actions: Tensor) -> Tensor:
         """Continuous actions within the action space's bounds (discrete: unchanged)."""

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from agent.distributed import DistInfo, average_gradients
+from agent.distributed import DistInfo, all_mean, average_gradients
 from agent.policy import ActorCritic
 from agent.storage import RolloutStorage
 from perception.augment import CoordinationConfig, CoordinationLoss
-from perception.settings import require, require_float, require_int
+from perception.settings import ConfigError, require, require_float, require_int
 
 
 @dataclass
@@ -58,6 +58,9 @@ class PPOConfig:
     """Recurrent policies: length of the backpropagation-through-time chunks."""
     coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
     """Cross-modal InfoNCE added to the loss with this weight (0 = off)."""
+    aux_privileged_coef: float = 0.0
+    """Weight of an auxiliary loss: predict the simulator's privileged state (e.g. where
+    the goal is) from the actor's fused state. Training only; the actor never reads it."""
     bf16: bool = False
     """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
 
@@ -72,7 +75,7 @@ class PPOConfig:
         for key in ("gamma", "lam"):
             require_float(w, key, getattr(self, key), 0.0, 1.0)
         for key in ("clip", "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
-                    "target_kl"):
+                    "target_kl", "aux_privileged_coef"):
             require_float(w, key, getattr(self, key), 0.0)
         self.coordination.validate()
 
@@ -81,7 +84,7 @@ class PPO:
     """PPO with GAE, clipped surrogate and value losses, entropy bonus, LR schedule."""
 
     def __init__(self, policy: ActorCritic, cfg: PPOConfig, device: torch.device,
-                 dist_info: DistInfo | None = None) -> None:
+                 dist_info: DistInfo | None = None, privileged_dim: int = 0) -> None:
         self.policy, self.cfg, self.device = policy, cfg, device
         self.dist = dist_info or DistInfo()
         params = list(policy.parameters())
@@ -90,6 +93,13 @@ class PPO:
             dims = {n: e.out_dim for n, e in policy.trunk.encoders.items()}
             self.coordination = CoordinationLoss.from_config(cfg.coordination, dims).to(device)
             params += list(self.coordination.parameters())
+        self.aux_head: nn.Linear | None = None
+        if cfg.aux_privileged_coef > 0:
+            if not privileged_dim:
+                raise ConfigError("agent.aux_privileged_coef > 0 needs an env with "
+                                  "privileged_state() (AudioVisualNav has one)")
+            self.aux_head = nn.Linear(policy.trunk.out_dim, privileged_dim).to(device)
+            params += list(self.aux_head.parameters())
         self.params = params
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
         self.storage: RolloutStorage | None = None
@@ -110,6 +120,8 @@ class PPO:
             "policy": self.policy, "optimizer": self.optimizer}
         if self.coordination is not None:
             out["coordination"] = self.coordination
+        if self.aux_head is not None:
+            out["aux_head"] = self.aux_head
         return out
 
     def init_storage(self, num_envs: int, obs_example: Mapping[str, Tensor],
@@ -167,7 +179,8 @@ class PPO:
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
-                if cfg.target_kl and stats["approx_kl"] > cfg.target_kl:
+                # one decision for all ranks (each measured the KL on its own minibatch)
+                if cfg.target_kl and all_mean([stats["approx_kl"]], self.dist)[0] > cfg.target_kl:
                     stop = True
                     break
             if stop:
@@ -198,10 +211,14 @@ class PPO:
         entropy_mean = entropy.mean()
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
         stats = {}
+        if self.aux_head is not None:
+            aux = ((self.aux_head(ev.state.float()) - mb.privileged) ** 2).mean()
+            loss = loss + cfg.aux_privileged_coef * aux
+            stats["aux_privileged_loss"] = float(aux.detach())
         if want_features:
             coord = self.coordination({k: v.float() for k, v in ev.features.items()}, ev.present)
             loss = loss + cfg.coordination.weight * coord
-            stats["coordination_loss"] = float(coord)
+            stats["coordination_loss"] = float(coord.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(self.params, self.dist)
@@ -211,7 +228,8 @@ class PPO:
             log_ratio = log_prob - mb.old_log_prob
             approx_kl = float(((ratio - 1) - log_ratio).mean())
             clip_frac = float(((ratio - 1).abs() > cfg.clip).float().mean())
-        stats.update(policy_loss=float(policy_loss), value_loss=float(value_loss),
-                     entropy=float(entropy_mean), approx_kl=approx_kl, clip_fraction=clip_frac,
-                     grad_norm=float(grad_norm))
+        stats.update(policy_loss=float(policy_loss.detach()),
+                     value_loss=float(value_loss.detach()),
+                     entropy=float(entropy_mean.detach()), approx_kl=approx_kl,
+                     clip_fraction=clip_frac, grad_norm=float(grad_norm))
         return stats

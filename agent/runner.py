@@ -1,4 +1,4 @@
-"""The on-policy runner: the env loop, logging, checkpoints, evaluation and export.
+"""The on-policy runner: the env loop, logging, checkpoints and evaluation.
 
 Everything algorithmic is in :mod:`agent.ppo`; buffers in :mod:`agent.storage`.
 The loop follows the env's declared autoreset mode (SAME_STEP: the
@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from agent.checkpoint import CheckpointError, capture_rng, load_checkpoint, save_checkpoint
+from agent.checkpoint import (
+    CheckpointError,
+    capture_rng,
+    check_run_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 from agent.config import RunSettings
 from agent.distributed import DistInfo, all_mean, average_buffers, broadcast_module
 from agent.evaluate import evaluate_policy
@@ -77,6 +83,7 @@ class OnPolicyRunner:
         if self.run.threads:
             torch.set_num_threads(self.run.threads)
         self.agent_cfg = config_from_kwargs(PPOConfig, setup.agent, "agent ppo")
+        check_run_dir(self.run_dir, self.run.resume)
         seed = self.run.seed + 7919 * self.dist.rank
         torch.manual_seed(self.run.seed)  # same initial weights on every rank
         self.env = make_vector_env(setup.env, self.run.num_envs)
@@ -88,16 +95,20 @@ class OnPolicyRunner:
         self.obs_spec = obs_spec_of(self.env)
         self.action_spec = action_spec_of(self.env)
         policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
-        priv_dim = int(getattr(self.env, "privileged_dim", 0)) if policy_cfg.privileged_critic \
-            else 0
+        env_priv = int(getattr(self.env, "privileged_dim", 0))
+        priv_dim = env_priv if policy_cfg.privileged_critic else 0
         if policy_cfg.privileged_critic and not priv_dim:
             raise ConfigError("policy.privileged_critic=true needs an env with privileged_state()"
                               " (AudioVisualNav has one)")
+        # privileged state is collected for the critic and/or the auxiliary loss
+        self.privileged_dim = env_priv if (priv_dim or self.agent_cfg.aux_privileged_coef) else 0
         self.policy = ActorCritic(self.obs_spec, self.action_spec, setup.model, setup.fusion,
                                   policy_cfg, priv_dim).to(self.device)
+        self._check_batching()
         broadcast_module(self.policy, self.dist)
-        self.alg = PPO(self.policy, self.agent_cfg, self.device, self.dist)
+        self.alg = PPO(self.policy, self.agent_cfg, self.device, self.dist, self.privileged_dim)
         self.alg.generator.manual_seed(seed)
+        torch.manual_seed(seed)  # weights made: each rank now samples actions of its own
         if self.run.compile:
             self.alg.compile()
         randomizer = None
@@ -111,6 +122,26 @@ class OnPolicyRunner:
         self.env_steps = 0
         self.meta = {"config": setup.to_dict(), "obs_spec": self.obs_spec.to_json(),
                      "action_spec": self.action_spec.to_json(), "privileged_dim": priv_dim}
+
+    def _check_batching(self) -> None:
+        """Refuse minibatch settings that could only fail after the first rollout."""
+        cfg, n = self.agent_cfg, self.run.num_envs
+        if self.policy.recurrent:
+            if cfg.num_steps % cfg.seq_len:
+                raise ConfigError(f"agent.num_steps={cfg.num_steps} must be a multiple of "
+                                  f"agent.seq_len={cfg.seq_len} for a recurrent policy")
+            if (cfg.num_steps // cfg.seq_len) * n < cfg.minibatches:
+                raise ConfigError(f"{(cfg.num_steps // cfg.seq_len) * n} sequences cannot fill "
+                                  f"agent.minibatches={cfg.minibatches}; lower it")
+            if cfg.coordination.weight > 0:
+                raise ConfigError("agent.coordination.weight > 0 is not supported with a "
+                                  "recurrent policy (model.memory > 0) yet; set one to 0")
+        elif cfg.num_steps * n < cfg.minibatches:
+            raise ConfigError(f"{cfg.num_steps * n} samples per rollout cannot fill "
+                              f"agent.minibatches={cfg.minibatches}; lower it")
+
+    def close(self) -> None:
+        self.env.close()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -136,11 +167,13 @@ class OnPolicyRunner:
         # the worlds restart from a seed of their own for this point of the run
         self.env_seed = self.env_seed + 104729 * self.iteration
         self.alg.generator.manual_seed(self.env_seed)
+        if not self.dist.is_main:  # the RNG states saved are rank 0's
+            torch.manual_seed(self.env_seed)
 
     # -- the loop ------------------------------------------------------------------------------
 
     def learn(self) -> dict[str, Any]:
-        """Train until total_steps (or max_minutes); save, evaluate and export at the end."""
+        """Train until total_steps (or max_minutes); save at the end (and every interval)."""
         run, cfg = self.run, self.agent_cfg
         if run.resume:
             self.resume()
@@ -164,7 +197,8 @@ class OnPolicyRunner:
         t_start = time.perf_counter()
         steps_per_iter = cfg.num_steps * n * self.dist.world_size
         while self.env_steps < run.total_steps:
-            if run.max_minutes and (time.perf_counter() - t_start) > 60 * run.max_minutes:
+            if run.max_minutes and all_mean(  # stop together: any rank out of time stops all
+                    [float(time.perf_counter() - t_start > 60 * run.max_minutes)], self.dist)[0]:
                 break
             t0 = time.perf_counter()
             self.policy.eval()
@@ -174,8 +208,9 @@ class OnPolicyRunner:
                     env_actions = self.policy.clip_actions(actions).cpu().numpy()
                     obs, reward, term, trunc, info = self.env.step(env_actions)
                     rewards = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
-                    if trunc.any():  # time limits are not the world's end: bootstrap
-                        rows = np.flatnonzero(trunc)
+                    cut = trunc & ~term  # a time limit, not the world's end: bootstrap
+                    if cut.any():
+                        rows = np.flatnonzero(cut)
                         final = self.pipeline(self.pipeline.stack_final(info["final_obs"], rows),
                                               train=False)
                         h_rows = h_new[rows] if h_new is not None else None
@@ -208,11 +243,16 @@ class OnPolicyRunner:
             metrics = {**stats, "lr": lr, "collect_seconds": t_collect,
                        "update_seconds": elapsed - t_collect,
                        "env_steps_per_s": steps_per_iter / elapsed}
-            for k, v in recent.items():
-                if v:
-                    metrics[f"episode_{k}"] = float(np.mean(v))
             keys = sorted(metrics)
             metrics = dict(zip(keys, all_mean([metrics[k] for k in keys], self.dist)))
+            # episode stats as sums and counts: every rank sends the same list, also while
+            # some rank has not finished an episode yet
+            ep = sorted(recent)
+            totals = all_mean([x for k in ep for x in (float(np.sum(recent[k])),
+                                                       float(len(recent[k])))], self.dist)
+            for i, k in enumerate(ep):
+                if totals[2 * i + 1] > 0:
+                    metrics[f"episode_{k}"] = totals[2 * i] / totals[2 * i + 1]
             logger.log(self.env_steps, metrics)
             if self.iteration % run.checkpoint_every == 0:
                 self.save()
@@ -228,7 +268,7 @@ class OnPolicyRunner:
         return summary
 
     def _privileged(self) -> torch.Tensor | None:
-        if not self.policy.privileged_dim:
+        if not self.privileged_dim:
             return None
         return torch.as_tensor(self.env.privileged_state(), device=self.device)
 
@@ -256,7 +296,8 @@ class OnPolicyRunner:
 
 
 def default_run_name(setup: TrainSetup) -> str:
-    env = str(setup.env.get("id", "env")).split("/")[-1].split("-")[0].lower()
+    env_id = setup.env.get("env_id") or setup.env.get("id", "env")  # wrapped third-party envs
+    env = str(env_id).split("/")[-1].split("-")[0].lower()
     return f"{env}-{setup.fusion.get('method', 'fusion')}-{setup.agent.get('name', 'agent')}" \
            f"-s{setup.run.seed}"
 

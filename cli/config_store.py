@@ -219,6 +219,16 @@ class EvalConfig:
     """JSON report path; empty = <run>/eval.json (the video: same name, .mp4)."""
 
 
+@dataclass
+class ExportConfig:
+    """``sensorium export``: a trained run's policy as one ONNX graph, checked against torch."""
+
+    run: str = ""
+    """The run folder (runs/<name>)."""
+    out: str = ""
+    """The ONNX file; empty = <run>/model.onnx (the parity report: <run>/export.json)."""
+
+
 def train_config() -> type:
     """``sensorium train``'s primary config: the run settings plus the model groups."""
     from dataclasses import make_dataclass
@@ -244,6 +254,7 @@ PRIMARY: dict[str, tuple[type, tuple[str, ...]]] = {
     "perception_probe": (PerceptionProbeConfig, ()),
     "train": (train_config, ("env", "fusion", "agent")),
     "eval": (EvalConfig, ()),
+    "export": (ExportConfig, ()),
 }
 
 

@@ -9,6 +9,7 @@ everything after the command words is handed to Hydra, so overrides
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ COMMANDS = (
             "train a policy (agent=ppo|bc|dagger) -> runs/<name>/"),
     Command(("eval",), "eval", "cli.train_cmd:evaluate",
             "evaluate a run: success_rate, spl, mean_return, collisions (JSON) and an mp4"),
+    Command(("export",), "export", "cli.train_cmd:export",
+            "a run's policy -> model.onnx (raw sensors in, action out) + parity report"),
     Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
             "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
     Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",
@@ -64,6 +67,35 @@ def _find(argv: list[str]) -> tuple[Command, list[str]]:
     raise SystemExit(f"sensorium: unknown command {given!r}\n\n{_usage()}")
 
 
+#: Hydra's flags that take a value (the next word unless written ``--flag=value``).
+_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
+                "-cd", "--config-dir", "--experimental-rerun"}
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def _flags_last(args: list[str]) -> list[str]:
+    """The overrides first, then the flags with their values (``-m``, ``--cfg job``...).
+
+    argparse takes Hydra's overrides as one run of positional words: a flag between
+    them (``-m k=a,b`` after the command's own overrides) would be an error.
+    """
+    flags, rest = [], []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if nxt is not None and (a in _VALUE_FLAGS or (a in ("-i", "--info")
+                                                           and nxt in _INFO_CHOICES)):
+                flags.append(nxt)
+                i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return rest + flags
+
+
 def _load(target: str) -> Callable:
     module, func = target.split(":")
     return getattr(importlib.import_module(module), func)
@@ -75,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         print(_usage())
         return
     cmd, overrides = _find(argv)
+    # numba (the envs) and torch each load their own libgomp; with the default spin-waiting,
+    # idle threads of one pool starve the other on few cores (PPO on AudioVisualNav ran ~10x
+    # slower). It must be set before either library starts its threads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import hydra
 
     from cli.config_store import register_configs
@@ -93,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     task = _load(cmd.target)
     old_argv = sys.argv
-    sys.argv = [f"sensorium {name}", *hydra_args, *overrides]
+    sys.argv = [f"sensorium {name}", *_flags_last([*hydra_args, *overrides])]
     try:
         hydra.main(version_base=None, config_path="pkg://configs", config_name=cmd.config)(task)()
     finally:

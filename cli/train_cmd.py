@@ -12,44 +12,57 @@ from cli.envs_cmd import write_report
 
 
 def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else None
+    """A config node as plain Python data (scalars pass through)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def train(cfg: DictConfig) -> None:
     """Train a policy; the run folder gets config, checkpoints, metrics, TensorBoard, model."""
-    from agent.training import run_training
-
+    from agent.checkpoint import check_run_dir
     from agent.config import RunSettings
     from agent.distributed import init_distributed, shutdown
     from agent.runner import OnPolicyRunner, TrainSetup, default_run_name, pick_device
-    from perception.settings import ConfigError, config_from_kwargs
+    from perception.settings import config_from_kwargs
 
     run_fields = {f: _plain(cfg[f]) for f in RunSettings.__dataclass_fields__}
     run = config_from_kwargs(RunSettings, run_fields, "train")
     setup = TrainSetup(env=_plain(cfg.env), fusion=_plain(cfg.fusion), agent=_plain(cfg.agent),
                        model=_plain(cfg.model), policy=_plain(cfg.policy), run=run)
     run_dir = Path(run.root) / (run.name or default_run_name(setup))
-    has_checkpoints = (run_dir / "checkpoints").exists() and any(
-        (run_dir / "checkpoints").glob("ckpt_*"))
-    if has_checkpoints and not run.resume:
-        raise ConfigError(f"run {run_dir} already has checkpoints; continue it with resume=true "
-                          "or pick another name=...")
-    if run.resume and not has_checkpoints:
-        raise ConfigError(f"resume=true but {run_dir} has no checkpoint; start it without resume")
+    check_run_dir(run_dir, run.resume)
     dist_info = init_distributed(pick_device(run.device).type)
     try:
-        if dist_info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if setup.agent.get("name") == "ppo":
-            summary = OnPolicyRunner(setup, run_dir, dist_info).learn()
-        else:
+            runner = OnPolicyRunner(setup, run_dir, dist_info)  # checks the settings
+            write_config(cfg, run_dir, dist_info.is_main)
+            try:
+                summary = runner.learn()
+            finally:
+                runner.close()
+        else:  # imitation (agent=bc|dagger) lives in agent.training
+            from agent.training import run_training
+
+            write_config(cfg, run_dir, dist_info.is_main)
             summary = run_training(setup, run_dir, dist_info)
         if dist_info.is_main:
             print(f"run: {run_dir}  ({summary['env_steps']:,} env-steps, "
                   f"{summary['train_seconds']:.0f} s)")
+            if run.export:
+                from deploy.export.policy import export_run
+
+                report = export_run(run_dir)
+                print(f"model: {report['model']} (onnxruntime vs torch max |diff| "
+                      f"{report['max_abs_diff']:.2e})")
     finally:
         shutdown(dist_info)
+
+
+def write_config(cfg: DictConfig, run_dir: Path, is_main: bool) -> None:
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def evaluate(cfg: DictConfig) -> None:
@@ -67,3 +80,13 @@ def evaluate(cfg: DictConfig) -> None:
         result["video"] = video["video"]
     print(json.dumps({k: v for k, v in result.items()}, indent=2))
     print(f"report: {write_report(result, str(out))}")
+
+
+def export(cfg: DictConfig) -> None:
+    """Export a run's policy to ONNX and check it against torch."""
+    from deploy.export.policy import export_run
+
+    if not cfg.run:
+        raise SystemExit("sensorium export needs run=DIR (a folder written by sensorium train)")
+    report = export_run(Path(cfg.run), Path(cfg.out) if cfg.out else None)
+    print(json.dumps(report, indent=2))
