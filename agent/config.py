@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from perception.augment import RandomizerConfig
 from perception.settings import require, require_float, require_int
@@ -40,6 +40,8 @@ class RunSettings:
     """torch intra-op threads (0 = torch's default)."""
     compile: bool = False
     """torch.compile the policy (faster steps after a compile of ~30 s)."""
+    modalities: list[str] = field(default_factory=list)
+    """Train on these modalities only (ablations, e.g. [audio, proprio, touch]); empty = all."""
     modality_dropout: float = 0.0
     """Probability of switching each modality off per sample while collecting (robustness)."""
     randomize: bool = False

@@ -14,12 +14,24 @@ from torch import Tensor
 
 from agent.policy import ActorCritic
 from perception.augment import ModalityDropout, ObservationRandomizer, RandomizerConfig
-from perception.spec import ObsSpec, presence_key
+from perception.settings import ConfigError
+from perception.spec import ObsSpec, SpecError, presence_key
 
 
 def to_torch(obs: Mapping[str, np.ndarray], device: torch.device) -> dict[str, Tensor]:
     """A batched numpy observation as tensors on `device` (no copy on the CPU)."""
     return {k: torch.as_tensor(np.asarray(v), device=device) for k, v in obs.items()}
+
+
+def select_modalities(env_spec: ObsSpec, names: list[str] | tuple[str, ...]) -> ObsSpec:
+    """The policy's spec: the env's restricted to `names` (``run.modalities``; empty = all)."""
+    if not names:
+        return env_spec
+    try:
+        return env_spec.select(list(names))
+    except SpecError as e:
+        raise ConfigError(f"run.modalities={list(names)}: {e}; name some of them, e.g. "
+                          f"modalities=[{','.join(env_spec.names)}]") from e
 
 
 class ObservationPipeline:
@@ -37,7 +49,11 @@ class ObservationPipeline:
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def __call__(self, obs: Mapping[str, np.ndarray], train: bool) -> dict[str, Tensor]:
-        x = to_torch(obs, self.device)
+        """Policy inputs from a batched env observation (modalities outside the spec dropped)."""
+        keep = {n: obs[n] for n in self.names}
+        keep.update({presence_key(n): obs[presence_key(n)] for n in self.names
+                     if presence_key(n) in obs})
+        x = to_torch(keep, self.device)
         for n in self.names:  # every modality gets an explicit flag
             key = presence_key(n)
             if key not in x:

@@ -17,7 +17,7 @@ from agent.distributed import DistInfo, all_mean, average_gradients
 from agent.policy import ActorCritic
 from agent.storage import RolloutStorage
 from perception.augment import CoordinationConfig, CoordinationLoss
-from perception.settings import ConfigError, require, require_float, require_int
+from perception.settings import require, require_float, require_int
 
 
 @dataclass
@@ -58,9 +58,10 @@ class PPOConfig:
     """Recurrent policies: length of the backpropagation-through-time chunks."""
     coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
     """Cross-modal InfoNCE added to the loss with this weight (0 = off)."""
-    aux_privileged_coef: float = 0.0
+    aux_privileged_coef: float = 1.0
     """Weight of an auxiliary loss: predict the simulator's privileged state (e.g. where
-    the goal is) from the actor's fused state. Training only; the actor never reads it."""
+    the goal is) from the actor's fused state; used when the env has ``privileged_state()``
+    (0 = off). Training only: the actor never reads it, and it is not exported."""
     bf16: bool = False
     """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
 
@@ -94,10 +95,7 @@ class PPO:
             self.coordination = CoordinationLoss.from_config(cfg.coordination, dims).to(device)
             params += list(self.coordination.parameters())
         self.aux_head: nn.Linear | None = None
-        if cfg.aux_privileged_coef > 0:
-            if not privileged_dim:
-                raise ConfigError("agent.aux_privileged_coef > 0 needs an env with "
-                                  "privileged_state() (AudioVisualNav has one)")
+        if cfg.aux_privileged_coef > 0 and privileged_dim:
             self.aux_head = nn.Linear(policy.trunk.out_dim, privileged_dim).to(device)
             params += list(self.aux_head.parameters())
         self.params = params

@@ -31,7 +31,7 @@ from agent.config import RunSettings
 from agent.distributed import DistInfo, all_mean, average_buffers, broadcast_module
 from agent.evaluate import evaluate_policy
 from agent.logger import RunLogger
-from agent.observations import ObservationPipeline
+from agent.observations import ObservationPipeline, select_modalities
 from agent.policy import ActorCritic, PolicyConfig
 from agent.ppo import PPO, PPOConfig
 from envs.factory import make_vector_env, obs_spec_of
@@ -92,7 +92,7 @@ class OnPolicyRunner:
             raise ConfigError(
                 f"the runner needs an env with SAME_STEP autoreset, got {mode}; "
                 "make it with envs.make_vector_env (which asks for SAME_STEP)")
-        self.obs_spec = obs_spec_of(self.env)
+        self.obs_spec = select_modalities(obs_spec_of(self.env), self.run.modalities)
         self.action_spec = action_spec_of(self.env)
         policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
         env_priv = int(getattr(self.env, "privileged_dim", 0))

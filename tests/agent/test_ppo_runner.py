@@ -26,6 +26,7 @@ from agent.evaluate import record_policy_video
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
 from agent.runner import OnPolicyRunner, TrainSetup
+from agent.trained import load_trained
 from envs.factory import make_vector_env
 from perception.settings import ConfigError
 
@@ -312,6 +313,25 @@ def test_modality_dropout_drops_modalities_while_collecting(tmp_path: Path) -> N
     s = runner.alg.storage
     flags = torch.stack([s.obs[f"{n}_present"] for n in runner.obs_spec.names])
     assert not flags.all() and flags.any(0).all()  # some absent, never all of a sample's
+
+
+def test_an_ablated_run_sees_only_its_modalities_and_evaluates_on_the_full_env(
+        tmp_path: Path) -> None:
+    hearing = ["audio", "proprio", "touch"]
+    runner = train(tmp_path / "run", modalities=hearing, total_steps=STEPS_PER_ITER,
+                   tensorboard=False)
+    assert runner.obs_spec.names == tuple(hearing)
+    assert set(runner.policy.trunk.encoders) == set(hearing)
+    assert not {"rgb", "depth"} & set(runner.alg.storage.obs)
+    trained = load_trained(tmp_path / "run")
+    assert trained.obs_spec.names == tuple(hearing)
+    assert trained.evaluate(episodes=2, num_envs=2)["episodes"] == 2  # env still renders rgb
+
+
+def test_an_unknown_modality_in_an_ablation_names_the_ones_there(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"run.modalities=\['sonar'\]: unknown modality "
+                       r"'sonar'.*modalities=\[rgb,depth,audio,proprio,touch\]"):
+        OnPolicyRunner(make_setup(modalities=["sonar"]), tmp_path / "run")
 
 
 # -- evaluation ----------------------------------------------------------------------------------
