@@ -167,6 +167,7 @@ class AudioVisualNavVectorEnv(BatchedEnv):
                        cfg.success_radius_m, cfg.headings, self._n_goal_sounds,
                        self._dry.shape[0], cfg.num_distractors, LOOP_S * cfg.sample_rate,
                        W.OBJECT_COLOURS)
+        w.heard_at[idx] = np.nan  # new maps and sources: nothing heard yet
         if (w.start_geo[idx] < 0).any():
             raise RuntimeError(
                 f"{WHERE}: could not place {cfg.num_objects} objects and a start in a "
@@ -185,7 +186,8 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         }
         W.observe_worlds(idx, w.grid, w.fields, w.palette, w.pos, w.heading, w.obj_pos, w.obj_rgb,
                          w.obj_shape, w.src_id, w.src_gain, w.cursor, w.last_action, w.velocity,
-                         w.bumped, w.rng, self._turn, self._tan_half_fov, cfg.max_depth_m,
+                         w.bumped, w.rng, w.heard_at, w.heard_from, self._turn,
+                         self._tan_half_fov, cfg.max_depth_m,
                          cfg.agent_radius_m, self._dry, self._muffled, self._noise, cfg.mic_noise,
                          cfg.wall_transmission, cfg.diffraction_gain, cfg.sample_rate, obs["rgb"],
                          obs["depth"],

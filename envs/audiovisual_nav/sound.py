@@ -146,13 +146,15 @@ def _add_source(out: np.ndarray, k: int, amp: float, muffle: float, dx: float, d
         delay = max(0.0, -side * itd) * sample_rate
         d_int = int(delay)
         frac = delay - d_int
-        base = cursor - d_int - 1
+        i0 = (cursor - d_int - 1) % loop  # one modulo, then a wrapping index (2x faster)
         for i in range(out.shape[1]):
-            i1 = (base + i + 1) % loop
-            i0 = (base + i) % loop
+            i1 = i0 + 1
+            if i1 == loop:
+                i1 = 0
             a = dry[k, i1] + frac * (dry[k, i0] - dry[k, i1])
             b = muffled[k, i1] + frac * (muffled[k, i0] - muffled[k, i1])
             out[e, i] += gain * (a + m * (b - a))
+            i0 = i1
 
 
 @kernel
@@ -176,6 +178,8 @@ def render_binaural(
     wall_transmission: float,
     diffraction_gain: float,
     sample_rate: int,
+    heard_at: np.ndarray,
+    heard_from: np.ndarray,
 ) -> None:
     """Write the (2, T) waveform heard at (ax, ay) facing `heading` into `out` (left, right).
 
@@ -183,7 +187,13 @@ def render_binaural(
     attenuated and muffled per wall) and, when walls are in the way, also
     round them along the shortest open path (``fields[j]``, the geodesic field
     of source j): from that path's direction, over its length, muffled a little.
+    `heard_at` (2,) and `heard_from` (sources, 3) cache that path's apparent source
+    for one listener position (turning in place does not move it).
     """
+    if heard_at[0] != ax or heard_at[1] != ay:  # moved (or never heard): recompute
+        heard_at[0], heard_at[1] = ax, ay
+        for j in range(heard_from.shape[0]):
+            heard_from[j, 2] = math.nan
     fx, fy = math.cos(heading), math.sin(heading)
     for e in range(2):
         off = noise_offsets[e]
@@ -201,7 +211,10 @@ def render_binaural(
         _add_source(out, k, amp, min(1.0, 0.6 * walls), dx, dy, fx, fy, cursor, dry, muffled,
                     sample_rate)
         if walls > 0 and diffraction_gain > 0.0 and s < fields.shape[0]:
-            px, py, geo = apparent_source(grid, fields[s], ax, ay)
+            if math.isnan(heard_from[s, 2]):
+                heard_from[s, 0], heard_from[s, 1], heard_from[s, 2] = apparent_source(
+                    grid, fields[s], ax, ay)
+            px, py, geo = heard_from[s, 0], heard_from[s, 1], heard_from[s, 2]
             if geo < 1e29:
                 amp = src_gain[s] * diffraction_gain / max(geo, 0.5)
                 _add_source(out, k, amp, 0.3, px - ax, py - ay, fx, fy, cursor, dry, muffled,

@@ -69,6 +69,10 @@ class Worlds:
         self.bumped = np.zeros(n, np.bool_)
         self.ep_return = np.zeros(n)
         self.rng = np.ones(n, np.uint64)
+        # where the diffracted sound of each source seemed to come from (x, y, metres), for
+        # the listener position `heard_at`: a turn in place reuses it (NaN = not computed)
+        self.heard_at = np.full((n, 2), np.nan)
+        self.heard_from = np.full((n, 1 + cfg.num_distractors, 3), np.nan)
 
 
 @kernel
@@ -201,7 +205,8 @@ def step_worlds(actions, grid, dist, pos, heading, steps, path_len, geo, collisi
 
 @parallel_kernel
 def observe_worlds(idx, grid, fields, palette, pos, heading, obj_pos, obj_rgb, obj_shape,
-                   src_id, src_gain, cursor, last_action, velocity, bumped, rng, turn_rad,
+                   src_id, src_gain, cursor, last_action, velocity, bumped, rng, heard_at,
+                   heard_from, turn_rad,
                    tan_half_fov, max_depth, radius, dry, muffled, noise, mic_noise,
                    wall_transmission, diffraction_gain, sample_rate, rgb, depth, audio, proprio,
                    touch) -> None:
@@ -217,7 +222,8 @@ def observe_worlds(idx, grid, fields, palette, pos, heading, obj_pos, obj_rgb, o
         offsets = (randint(rng, w, n_noise), randint(rng, w, n_noise))
         render_binaural(audio[t], grid[w], fields[w], x, y, th, obj_pos[w, :, 0],
                         obj_pos[w, :, 1], src_id[w], src_gain[w], cursor[w], dry, muffled, noise,
-                        offsets, mic_noise, wall_transmission, diffraction_gain, sample_rate)
+                        offsets, mic_noise, wall_transmission, diffraction_gain, sample_rate,
+                        heard_at[w], heard_from[w])
         proprio[t, 0] = velocity[w, 0]
         proprio[t, 1] = velocity[w, 1]
         for j in range(2, proprio.shape[1]):
