@@ -6,3 +6,7 @@ import os
 # active waiting their idle threads spin against each other on 2 cores and
 # everything slows down ~10x. The `sensorium` command sets the same.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from perception.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # as the `sensorium` command does

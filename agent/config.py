@@ -16,7 +16,7 @@ class RunSettings:
     """Run name: runs/<name>; empty = <env>-<fusion>-<agent>-s<seed>."""
     root: str = "runs"
     """Folder that holds the runs."""
-    num_envs: int = 64
+    num_envs: int = 128
     """Worlds stepped together (per rank)."""
     total_steps: int = 2_000_000
     """Env-steps to train for (all ranks together)."""

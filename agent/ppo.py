@@ -26,9 +26,9 @@ class PPOConfig:
 
     name: str = "ppo"
     """Algorithm; keep it."""
-    num_steps: int = 64
+    num_steps: int = 32
     """Rollout length per world between updates."""
-    epochs: int = 3
+    epochs: int = 2
     """Passes over each rollout."""
     minibatches: int = 4
     """Minibatches per pass."""

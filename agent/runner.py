@@ -173,7 +173,13 @@ class OnPolicyRunner:
     # -- the loop ------------------------------------------------------------------------------
 
     def learn(self) -> dict[str, Any]:
-        """Train until total_steps (or max_minutes); save at the end (and every interval)."""
+        """Train until total_steps (or max_minutes); save at the end (and every interval).
+
+        The learning-rate schedule runs on the fraction of the budget used: of the
+        steps, or of the minutes when that is larger (so a run cut by ``max_minutes``
+        still anneals). ``max_minutes`` counts from this process's start (a resumed
+        run gets the minutes again).
+        """
         run, cfg = self.run, self.agent_cfg
         if run.resume:
             self.resume()
@@ -195,10 +201,15 @@ class OnPolicyRunner:
         recent: dict[str, deque] = {k: deque(maxlen=200) for k in
                                     ("return", "length", "success", "spl", "collisions")}
         t_start = time.perf_counter()
+        speeds: list[float] = []  # env-steps/s of each iteration, updates included
         steps_per_iter = cfg.num_steps * n * self.dist.world_size
         while self.env_steps < run.total_steps:
-            if run.max_minutes and all_mean(  # stop together: any rank out of time stops all
-                    [float(time.perf_counter() - t_start > 60 * run.max_minutes)], self.dist)[0]:
+            # the budget left: steps, or time when max_minutes runs out first (the LR
+            # schedule follows it); one figure for all ranks, so they stop together
+            time_done = ((time.perf_counter() - t_start) / (60 * run.max_minutes)
+                         if run.max_minutes else 0.0)
+            time_done = all_mean([time_done], self.dist)[0] if run.max_minutes else 0.0
+            if time_done >= 1.0:
                 break
             t0 = time.perf_counter()
             self.policy.eval()
@@ -235,11 +246,12 @@ class OnPolicyRunner:
             self.policy.trunk.update_normalizers(self._storage_obs(), frontend_done=True)
             average_buffers(self.policy, self.dist)
             self.policy.train()
-            lr = self.alg.set_progress(self.env_steps / run.total_steps)
+            lr = self.alg.set_progress(max(self.env_steps / run.total_steps, time_done))
             stats = self.alg.update()
             self.iteration += 1
             self.env_steps += steps_per_iter
             elapsed = time.perf_counter() - t0
+            speeds.append(steps_per_iter / elapsed)
             metrics = {**stats, "lr": lr, "collect_seconds": t_collect,
                        "update_seconds": elapsed - t_collect,
                        "env_steps_per_s": steps_per_iter / elapsed}
@@ -262,7 +274,9 @@ class OnPolicyRunner:
         self.save()
         logger.close()
         summary = {"iterations": self.iteration, "env_steps": self.env_steps,
-                   "train_seconds": time.perf_counter() - t_start}
+                   "train_seconds": time.perf_counter() - t_start,
+                   # the first iterations compile and warm up: left out of the median
+                   "median_env_steps_per_s": float(np.median(speeds[2:] or speeds or [0.0]))}
         if self.dist.is_main:
             (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
         return summary

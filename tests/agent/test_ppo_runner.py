@@ -334,6 +334,20 @@ def test_an_unknown_modality_in_an_ablation_names_the_ones_there(tmp_path: Path)
         OnPolicyRunner(make_setup(modalities=["sonar"]), tmp_path / "run")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (runs on a GPU machine)")
+@pytest.mark.parametrize("model", [{}, {"memory": 16}])
+def test_training_runs_on_cuda_and_its_checkpoint_loads_on_the_cpu(tmp_path: Path, model) -> None:
+    runner = train(tmp_path / "run", model=model, device="cuda")
+    assert all(p.device.type == "cuda" for p in runner.policy.parameters())
+    assert runner.alg.storage.obs["rgb"].device.type == "cuda"
+    rows = metrics(tmp_path / "run")
+    assert all(math.isfinite(r["policy_loss"]) for r in rows if "policy_loss" in r)
+    trained = load_trained(tmp_path / "run", device="cpu")
+    gpu = {k: v.cpu() for k, v in runner.policy.state_dict().items()}
+    assert all(torch.equal(v, gpu[k]) for k, v in trained.policy.state_dict().items())
+    assert trained.evaluate(episodes=2, num_envs=2)["episodes"] == 2
+
+
 # -- evaluation ----------------------------------------------------------------------------------
 
 
