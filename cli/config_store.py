@@ -97,13 +97,25 @@ class DemoConfig:
     env: Any = MISSING
     """The world."""
     num_envs: int = 64
-    """Worlds stepped together."""
+    """Worlds stepped together by the reference policies."""
     episodes: int = 200
-    """Expert episodes to evaluate."""
+    """Evaluation episodes of each policy."""
     seed: int = 0
-    """Seed of the worlds."""
+    """Seed of the worlds and of training."""
+    minutes: float = 9.0
+    """Wall-clock training budget of the PPO policy."""
+    max_steps: int = 5_000_000
+    """Env-steps cap of that training (the minutes usually end it first)."""
+    train_envs: int = 128
+    """Worlds stepped together while training."""
+    fusion: str = DEFAULT_FUSION
+    """Fusion method of the trained policy."""
+    compile: bool = True
+    """torch.compile the policy (faster after a compile of ~30 s)."""
+    progress: bool = True
+    """Show a progress bar while training."""
     out_dir: str = "reports/demo"
-    """Where the video and the JSON report go."""
+    """Where the run, the videos and the JSON report go."""
 
 
 def _model_defaults() -> list[Any]:

@@ -1,61 +1,103 @@
 """``sensorium demo``: the main job on the embedded default world.
 
-For now: the default world driven by its privileged expert and by two
-single-modality scripted probes (hearing only, seeing only), with a video of
-the expert; success, SPL, collisions and speed printed and written as JSON.
+Train a PPO policy on the fused senses of AudioVisualNav for a bounded time,
+evaluate it on episodes it never saw, export it to ONNX (checked against
+torch), and print it next to reference policies: the privileged expert and
+two single-sense scripted probes (hearing only, seeing only). Videos of the
+trained policy and of the expert, and a JSON report, go to ``out_dir``.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from cli.envs_cmd import env_dict, write_report
 
 
-def run(cfg: DictConfig) -> None:
+def reference_policies(env_cfg: dict[str, Any], cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Success, SPL and collisions of the expert and the scripted single-sense probes."""
     from envs.audiovisual_nav import AudioVisualNavVectorEnv
     from envs.audiovisual_nav.heuristics import ObjectSeeker, audio_only_actions
     from envs.episodes import run_episodes
     from envs.factory import make_vector_env
-    from envs.show import record_video
 
-    env_cfg = env_dict(cfg)
-    out_dir = Path(cfg.out_dir)
     env = make_vector_env(env_cfg, cfg.num_envs)
     if not isinstance(env, AudioVisualNavVectorEnv):
         raise SystemExit("sensorium demo runs on env=audiovisual_nav; "
                          "use `sensorium envs show env=...` for the other worlds")
     env.reset(seed=cfg.seed)
-    env.expert_actions()  # load the compiled kernels before anything is timed
     seeker = ObjectSeeker(env, seed=cfg.seed)
-
-    def seeker_policy(obs):
-        return seeker.actions()
-
     policies = {
         "expert (privileged shortest path)": (lambda obs: env.expert_actions(), None),
         "hearing only (turn to the louder ear)": (lambda obs: audio_only_actions(obs["audio"]),
                                                    None),
-        "seeing only (drive to a random object)": (seeker_policy, seeker.new_episode),
+        "seeing only (drive to a random object)": (lambda obs: seeker.actions(),
+                                                    seeker.new_episode),
     }
     rows = {}
-    for name, (policy, on_end) in policies.items():
-        env.reset(seed=cfg.seed)
-        if on_end is not None:
-            seeker.new_episode(range(env.num_envs))
-        res = run_episodes(env, policy, cfg.episodes, seed=cfg.seed, on_end=on_end)
-        rows[name] = {**res["mean"], "episodes": res["episodes"],
-                      "env_steps_per_s_with_policy": res["env_steps_per_s"]}
-    video = record_video(env_cfg, out_dir / "expert.mp4", episodes=2, seed=cfg.seed,
-                         still=out_dir / "expert.png")
-    print(f"AudioVisualNav, {cfg.num_envs} worlds, {cfg.episodes} episodes per policy")
-    print(f"{'policy':<42}{'success':>8}{'SPL':>7}{'collisions':>12}{'steps/s':>10}")
-    for name, r in rows.items():
-        print(f"{name:<42}{r['success']:>8.3f}{r['spl']:>7.3f}{r['collisions']:>12.2f}"
-              f"{r['env_steps_per_s_with_policy']:>10,.0f}")
-    report = {"env": env_cfg, "num_envs": cfg.num_envs, "episodes": cfg.episodes,
-              "seed": cfg.seed, "policies": rows, "video": video["video"]}
-    print(f"video: {video['video']}")
+    try:
+        for name, (policy, on_end) in policies.items():
+            env.reset(seed=cfg.seed)
+            if on_end is not None:
+                seeker.new_episode(range(env.num_envs))
+            res = run_episodes(env, policy, cfg.episodes, seed=cfg.seed, on_end=on_end)
+            rows[name] = {"success_rate": res["mean"]["success"], "spl": res["mean"]["spl"],
+                          "collisions": res["mean"]["collisions"], "episodes": res["episodes"]}
+    finally:
+        env.close()
+    return rows
+
+
+def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """PPO on the default model and fusion for ``cfg.minutes``; the run's summary."""
+    from agent.config import RunSettings
+    from agent.runner import TrainSetup
+    from agent.training import run_training
+
+    if run_dir.exists():  # the demo's own run from a previous call
+        shutil.rmtree(run_dir)
+    run = RunSettings(root=str(run_dir.parent), name=run_dir.name, num_envs=cfg.train_envs,
+                      total_steps=cfg.max_steps, max_minutes=cfg.minutes, seed=cfg.seed,
+                      compile=cfg.compile, progress=cfg.progress)
+    setup = TrainSetup(env=env_cfg, fusion={"method": cfg.fusion}, agent={"name": "ppo"},
+                       model={}, policy={}, run=run)
+    return run_training(setup, run_dir)
+
+
+def run(cfg: DictConfig) -> None:
+    from agent.trained import load_trained
+    from deploy.export.policy import export_run
+    from envs.show import record_video
+
+    env_cfg = env_dict(cfg)
+    out_dir = Path(cfg.out_dir)
+    rows = reference_policies(env_cfg, cfg)
+    print(f"training PPO ({cfg.fusion} fusion of every sense) for {cfg.minutes:g} minutes ...")
+    summary = train_policy(env_cfg, cfg, out_dir / "run")
+    trained = load_trained(out_dir / "run")
+    result = trained.evaluate(cfg.episodes, num_envs=32)  # unseen worlds (another seed)
+    name = (f"PPO, {cfg.fusion} fusion ({summary['env_steps'] / 1e6:.2f}M steps, "
+            f"{summary['train_seconds'] / 60:.1f} min)")
+    rows = {name: {k: result[k] for k in ("success_rate", "spl", "collisions", "episodes")},
+            **rows}
+    exported = export_run(out_dir / "run")
+    trained_video = trained.video(out_dir / "trained.mp4", episodes=2)
+    expert_video = record_video(env_cfg, out_dir / "expert.mp4", episodes=2, seed=cfg.seed,
+                                still=out_dir / "expert.png")
+    print(f"\nAudioVisualNav, {cfg.episodes} evaluation episodes per policy")
+    print(f"{'policy':<52}{'success':>8}{'SPL':>7}{'collisions':>12}")
+    for policy, r in rows.items():
+        print(f"{policy:<52}{r['success_rate']:>8.3f}{r['spl']:>7.3f}{r['collisions']:>12.2f}")
+    print(f"training: {summary['median_env_steps_per_s']:,.0f} env-steps/s (median, updates "
+          "included)")
+    print(f"onnx: {exported['model']} (onnxruntime vs torch max |diff| "
+          f"{exported['max_abs_diff']:.2e})")
+    report = {"env": env_cfg, "episodes": cfg.episodes, "seed": cfg.seed, "policies": rows,
+              "training": summary, "onnx": exported, "videos": {
+                  "trained": trained_video["video"], "expert": expert_video["video"]}}
+    print(f"videos: {trained_video['video']}, {expert_video['video']}")
     print(f"report: {write_report(report, str(out_dir / 'demo.json'))}")

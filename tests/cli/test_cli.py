@@ -101,3 +101,29 @@ def test_perception_probe_writes_accuracies(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "q.json").read_text())["results"]
     assert {r["interaction"] for r in rows} == {"synergy", "redundant"}
     assert all(0 <= r["accuracy_audio_absent"] <= 1 for r in rows)
+
+
+def _frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    return frames
+
+
+def test_demo_trains_evaluates_exports_and_keeps_the_videos(tmp_path: Path) -> None:
+    out = sensorium("demo", "minutes=1", "max_steps=256", "train_envs=4", "num_envs=4",
+                    "episodes=4", "compile=false", "progress=false", "env.map_size=7",
+                    "env.image_size=16", "env.max_steps=30", "out_dir=d", cwd=tmp_path).stdout
+    assert "PPO, concat fusion (0.00M steps" in out  # 256 steps
+    for policy in ("expert (privileged shortest path)", "hearing only", "seeing only"):
+        assert policy in out
+    report = json.loads((tmp_path / "d" / "demo.json").read_text())
+    trained = next(r for name, r in report["policies"].items() if name.startswith("PPO"))
+    assert trained["episodes"] == 4 and 0 <= trained["spl"] <= trained["success_rate"] <= 1
+    assert report["training"]["env_steps"] == 256
+    assert report["onnx"]["max_abs_diff"] < 1e-3
+    for video in report["videos"].values():
+        assert _frames(tmp_path / video if not Path(video).is_absolute() else Path(video)) > 0
+    assert (tmp_path / "d" / "run" / "model.onnx").exists()
