@@ -13,8 +13,20 @@ import torch
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
 from envs.episodes import EpisodeQuota
+from envs.factory import make_vector_env
 
 METRICS = ("success", "spl", "collisions")
+
+
+def evaluate_on_new_worlds(policy: ActorCritic, env_cfg: Mapping[str, Any],
+                           pipeline: ObservationPipeline, episodes: int, seed: int,
+                           num_envs: int = 32, deterministic: bool = True) -> dict[str, Any]:
+    """:func:`evaluate_policy` on a batch of at most `num_envs` worlds made for it, then closed."""
+    env = make_vector_env(dict(env_cfg), min(num_envs, episodes))
+    try:
+        return evaluate_policy(policy, env, pipeline, episodes, seed, deterministic)
+    finally:
+        env.close()
 
 
 @torch.no_grad()

@@ -63,37 +63,22 @@ from perception.spec import ActionSpec, ObsSpec
 EXPERT = "expert"
 
 
-def _validate_common(cfg: BCConfig | DAggerConfig, where: str) -> None:
-    require(where, "teacher", cfg.teacher, isinstance(cfg.teacher, str) and cfg.teacher != "",
-            "'expert' or the folder of a trained run (runs/<name>)")
-    for key in ("epochs", "batch_size"):
-        require_int(where, key, getattr(cfg, key), 1)
-    require_float(where, "lr", cfg.lr, 0.0, lo_open=True)
-    require(where, "lr_schedule", cfg.lr_schedule, cfg.lr_schedule in ("constant", "cosine"),
-            "'constant' or 'cosine'")
-    for key in ("weight_decay", "entropy_coef", "value_coef", "max_grad_norm"):
-        require_float(where, key, getattr(cfg, key), 0.0)
-    require_float(where, "gamma", cfg.gamma, 0.0, 1.0)
-
-
 @dataclass
-class BCConfig:
-    """Behaviour cloning settings (config group ``agent=bc``): collect, then fit."""
+class ImitationSettings:
+    """What BC and DAgger share: the teacher and the supervised fit."""
 
-    name: str = "bc"
+    name: str = ""
     """Algorithm; keep it."""
     teacher: str = EXPERT
     """'expert' (the env's privileged expert_actions()) or a trained run's folder."""
-    dataset_steps: int = 20_000
-    """Teacher env-steps to collect (all ranks together; capped by the run's total_steps)."""
     epochs: int = 10
-    """Passes over the dataset."""
+    """Passes over the dataset (DAgger: over the aggregate, after each round)."""
     batch_size: int = 256
     """Samples per minibatch (recurrent students: whole sequences adding up to about this)."""
     lr: float = 3e-3
     """AdamW learning rate (start value of the schedule)."""
     lr_schedule: str = "cosine"
-    """'constant', or 'cosine' decay to 0 over the epochs."""
+    """'constant', or 'cosine' decay to 0 over the epochs (DAgger: over the rounds)."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay."""
     entropy_coef: float = 0.0
@@ -111,20 +96,43 @@ class BCConfig:
     """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
 
     def validate(self) -> None:
-        w = "agent bc"
-        require(w, "name", self.name, self.name == "bc", "'bc'")
-        _validate_common(self, w)
-        require_int(w, "dataset_steps", self.dataset_steps, 1)
+        where = f"agent {self.name or 'imitation'}"
+        require(where, "teacher", self.teacher,
+                isinstance(self.teacher, str) and self.teacher != "",
+                "'expert' or the folder of a trained run (runs/<name>)")
+        for key in ("epochs", "batch_size"):
+            require_int(where, key, getattr(self, key), 1)
+        require_float(where, "lr", self.lr, 0.0, lo_open=True)
+        require(where, "lr_schedule", self.lr_schedule,
+                self.lr_schedule in ("constant", "cosine"), "'constant' or 'cosine'")
+        for key in ("weight_decay", "entropy_coef", "value_coef", "max_grad_norm"):
+            require_float(where, key, getattr(self, key), 0.0)
+        require_float(where, "gamma", self.gamma, 0.0, 1.0)
 
 
 @dataclass
-class DAggerConfig:
+class BCConfig(ImitationSettings):
+    """Behaviour cloning settings (config group ``agent=bc``): collect, then fit."""
+
+    name: str = "bc"
+    """Algorithm; keep it."""
+    dataset_steps: int = 20_000
+    """Teacher env-steps to collect (all ranks together; capped by the run's total_steps)."""
+
+    def validate(self) -> None:
+        require("agent bc", "name", self.name, self.name == "bc", "'bc'")
+        super().validate()
+        require_int("agent bc", "dataset_steps", self.dataset_steps, 1)
+
+
+@dataclass
+class DAggerConfig(ImitationSettings):
     """DAgger settings (config group ``agent=dagger``): rounds of act, label, aggregate, fit."""
 
     name: str = "dagger"
     """Algorithm; keep it."""
-    teacher: str = EXPERT
-    """'expert' (the env's privileged expert_actions()) or a trained run's folder."""
+    epochs: int = 4
+    """Passes over the aggregated dataset after each round."""
     rounds: int = 5
     """Rounds of collection and training (also capped by the run's total_steps)."""
     steps_per_round: int = 8192
@@ -139,36 +147,14 @@ class DAggerConfig:
     """Execute sampled student actions (else its greedy action; sampled ones wander off to
     states the student never reaches when deployed greedily, and AudioVisualNav students
     learnt worse from them)."""
-    epochs: int = 4
-    """Passes over the aggregated dataset after each round."""
-    batch_size: int = 256
-    """Samples per minibatch (recurrent students: whole sequences adding up to about this)."""
-    lr: float = 3e-3
-    """AdamW learning rate (start value of the schedule)."""
-    lr_schedule: str = "cosine"
-    """'constant', or 'cosine' decay to 0 over the rounds."""
-    weight_decay: float = 0.0
-    """AdamW decoupled weight decay."""
-    entropy_coef: float = 0.0
-    """Weight of an entropy bonus (0 = off)."""
-    value_coef: float = 0.01
-    """Weight of the critic's regression on Monte-Carlo returns (0 = critic left untrained)."""
-    gamma: float = 0.99
-    """Discount of those returns."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping (global norm); 0 = off."""
     max_dataset: int = 50_000
     """Samples the aggregate keeps (per rank), oldest rounds overwritten first; must hold a
     round."""
-    half_storage: bool = True
-    """Store floating-point observations as float16."""
-    bf16: bool = False
-    """Autocast the update's forward to bfloat16."""
 
     def validate(self) -> None:
         w = "agent dagger"
         require(w, "name", self.name, self.name == "dagger", "'dagger'")
-        _validate_common(self, w)
+        super().validate()
         require_int(w, "rounds", self.rounds, 1)
         require_int(w, "steps_per_round", self.steps_per_round, 1)
         require_float(w, "beta_start", self.beta_start, 0.0, 1.0)
@@ -404,7 +390,7 @@ class ImitationDataset:
 class Imitation:
     """The supervised update of the student on the dataset (shared by BC and DAgger)."""
 
-    def __init__(self, policy: ActorCritic, cfg: BCConfig | DAggerConfig, device: torch.device,
+    def __init__(self, policy: ActorCritic, cfg: ImitationSettings, device: torch.device,
                  dist_info: DistInfo | None = None) -> None:
         self.policy, self.cfg, self.device = policy, cfg, device
         self.dist = dist_info or DistInfo()
@@ -481,4 +467,5 @@ class Imitation:
 
 
 __all__ = ["BCConfig", "DAggerConfig", "EXPERT", "ExpertTeacher", "Imitation",
-           "ImitationDataset", "PolicyTeacher", "discounted_returns", "make_teacher"]
+           "ImitationDataset", "ImitationSettings", "PolicyTeacher", "discounted_returns",
+           "make_teacher"]

@@ -28,19 +28,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 
 from agent.checkpoint import capture_rng, check_run_dir, load_checkpoint, save_checkpoint
 from agent.config import RunSettings
 from agent.distributed import DistInfo, all_mean, average_buffers, broadcast_module
-from agent.evaluate import evaluate_policy
+from agent.evaluate import evaluate_on_new_worlds
 from agent.imitation import BCConfig, DAggerConfig, Imitation, ImitationDataset, make_teacher
 from agent.logger import METRICS_FILE, RunLogger, read_metrics
-from agent.observations import ObservationPipeline, select_modalities
-from agent.policy import ActorCritic, PolicyConfig
-from agent.runner import TrainSetup, action_spec_of, pick_device
-from envs.factory import make_vector_env, obs_spec_of
-from perception.augment import RandomizerConfig
+from agent.observations import ObservationPipeline
+from agent.runner import TrainSetup, build_run_parts
 from perception.settings import ConfigError, config_from_kwargs
 
 CONFIGS: dict[str, type] = {"bc": BCConfig, "dagger": DAggerConfig}
@@ -63,42 +59,21 @@ class ImitationRunner:
                                                                f"agent {name}")
         self.is_bc = isinstance(self.cfg, BCConfig)
         check_run_dir(self.run_dir, self.run.resume)
-        self.device = pick_device(self.run.device)
-        if self.run.threads:
-            torch.set_num_threads(self.run.threads)
         seed = self.run.seed + 7919 * self.dist.rank
-        torch.manual_seed(self.run.seed)  # same initial weights on every rank
-        self.env = make_vector_env(setup.env, self.run.num_envs)
-        mode = self.env.metadata.get("autoreset_mode")
-        if mode != AutoresetMode.SAME_STEP:
-            raise ConfigError(
-                f"imitation needs an env with SAME_STEP autoreset, got {mode}; "
-                "make it with envs.make_vector_env (which asks for SAME_STEP)")
-        env_spec = obs_spec_of(self.env)
-        self.obs_spec = select_modalities(env_spec, self.run.modalities)  # the student's
-        self.action_spec = action_spec_of(self.env)
-        policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
-        priv_dim = int(getattr(self.env, "privileged_dim", 0)) if policy_cfg.privileged_critic \
-            else 0
-        if policy_cfg.privileged_critic and not priv_dim:
-            raise ConfigError("policy.privileged_critic=true needs an env with privileged_state()"
-                              " (AudioVisualNav has one)")
-        self.policy = ActorCritic(self.obs_spec, self.action_spec, setup.model, setup.fusion,
-                                  policy_cfg, priv_dim).to(self.device)
+        parts = build_run_parts(setup, "imitation")
+        self.device, self.env, self.policy = parts.device, parts.env, parts.policy
+        self.obs_spec, self.action_spec = parts.obs_spec, parts.action_spec  # the student's
+        priv_dim = self.policy.privileged_dim
         broadcast_module(self.policy, self.dist)
-        self.teacher = make_teacher(self.cfg.teacher, self.env, env_spec, self.action_spec,
+        self.teacher = make_teacher(self.cfg.teacher, self.env, parts.env_spec, self.action_spec,
                                     self.device)  # sees every sensor of the env
         self.alg = Imitation(self.policy, self.cfg, self.device, self.dist)
         self.seed = seed
         self.alg.generator.manual_seed(seed)
         self.mix_generator = torch.Generator().manual_seed(seed + 1)
         torch.manual_seed(seed)  # weights made: each rank now samples actions of its own
-        randomizer = None
-        if self.run.randomize:
-            randomizer = config_from_kwargs(RandomizerConfig, self.run.randomizer or {},
-                                            "randomizer")
         self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
-                                            self.run.modality_dropout, randomizer, seed + 2)
+                                            self.run.modality_dropout, parts.randomizer, seed + 2)
         self.env_seed = seed
         self.iteration = 0  # epochs (BC) or rounds (DAgger) done
         self.env_steps = 0
@@ -399,14 +374,12 @@ class ImitationRunner:
 
     def evaluate(self, episodes: int, num_envs: int = 32, deterministic: bool = True
                  ) -> dict[str, Any]:
-        env = make_vector_env(self.setup.env, min(num_envs, episodes))
         try:
-            out = evaluate_policy(self.policy, env, self.pipeline, episodes,
-                                  seed=10_000 + self.run.seed, deterministic=deterministic)
+            return evaluate_on_new_worlds(self.policy, self.setup.env, self.pipeline, episodes,
+                                          seed=10_000 + self.run.seed, num_envs=num_envs,
+                                          deterministic=deterministic)
         finally:
-            env.close()
             self.policy.train()
-        return out
 
 
 __all__ = ["ImitationRunner"]

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from agent.checkpoint import (
 )
 from agent.config import RunSettings
 from agent.distributed import DistInfo, all_mean, average_buffers, broadcast_module
-from agent.evaluate import evaluate_policy
+from agent.evaluate import evaluate_on_new_worlds
 from agent.logger import RunLogger
 from agent.observations import ObservationPipeline, select_modalities
 from agent.policy import ActorCritic, PolicyConfig
@@ -37,7 +37,7 @@ from agent.ppo import PPO, PPOConfig
 from envs.factory import make_vector_env, obs_spec_of
 from perception.augment import RandomizerConfig
 from perception.settings import ConfigError, config_from_kwargs
-from perception.spec import ActionSpec
+from perception.spec import ActionSpec, ObsSpec
 
 
 def pick_device(name: str) -> torch.device:
@@ -52,6 +52,51 @@ def action_spec_of(env: Any) -> ActionSpec:
     spec = getattr(env, "action_spec", None)
     return spec if isinstance(spec, ActionSpec) else ActionSpec.from_space(
         env.single_action_space)
+
+
+class RunParts(NamedTuple):
+    """What every training algorithm builds first, the same way."""
+
+    device: torch.device
+    env: Any  # the batched env, SAME_STEP autoreset
+    env_spec: ObsSpec  # every sensor of the env
+    obs_spec: ObsSpec  # the policy's sensors (run.modalities)
+    action_spec: ActionSpec
+    env_privileged_dim: int  # size of the env's privileged_state() (0 = none)
+    policy: ActorCritic  # on `device`; its critic reads privileged state when configured
+    randomizer: RandomizerConfig | None
+
+
+def build_run_parts(setup: TrainSetup, who: str) -> RunParts:
+    """Device, threads, the env (SAME_STEP checked) and the policy, for algorithm `who`.
+
+    Seeds torch with ``run.seed`` before the weights are made, so every rank
+    builds the same policy; the caller reseeds per rank afterwards.
+    """
+    run = setup.run
+    device = pick_device(run.device)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)  # same initial weights on every rank
+    env = make_vector_env(setup.env, run.num_envs)
+    mode = env.metadata.get("autoreset_mode")
+    if mode != AutoresetMode.SAME_STEP:
+        raise ConfigError(
+            f"{who} needs an env with SAME_STEP autoreset, got {mode}; "
+            "make it with envs.make_vector_env (which asks for SAME_STEP)")
+    env_spec = obs_spec_of(env)
+    obs_spec = select_modalities(env_spec, run.modalities)
+    action_spec = action_spec_of(env)
+    policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
+    env_priv = int(getattr(env, "privileged_dim", 0))
+    if policy_cfg.privileged_critic and not env_priv:
+        raise ConfigError("policy.privileged_critic=true needs an env with privileged_state()"
+                          " (AudioVisualNav has one)")
+    policy = ActorCritic(obs_spec, action_spec, setup.model, setup.fusion, policy_cfg,
+                         env_priv if policy_cfg.privileged_critic else 0).to(device)
+    randomizer = (config_from_kwargs(RandomizerConfig, run.randomizer or {}, "randomizer")
+                  if run.randomize else None)
+    return RunParts(device, env, env_spec, obs_spec, action_spec, env_priv, policy, randomizer)
 
 
 @dataclasses.dataclass
@@ -79,31 +124,16 @@ class OnPolicyRunner:
         self.setup, self.run_dir = setup, Path(run_dir)
         self.run: RunSettings = setup.run
         self.dist = dist_info or DistInfo()
-        self.device = pick_device(self.run.device)
-        if self.run.threads:
-            torch.set_num_threads(self.run.threads)
         self.agent_cfg = config_from_kwargs(PPOConfig, setup.agent, "agent ppo")
         check_run_dir(self.run_dir, self.run.resume)
         seed = self.run.seed + 7919 * self.dist.rank
-        torch.manual_seed(self.run.seed)  # same initial weights on every rank
-        self.env = make_vector_env(setup.env, self.run.num_envs)
-        mode = self.env.metadata.get("autoreset_mode")
-        if mode != AutoresetMode.SAME_STEP:
-            raise ConfigError(
-                f"the runner needs an env with SAME_STEP autoreset, got {mode}; "
-                "make it with envs.make_vector_env (which asks for SAME_STEP)")
-        self.obs_spec = select_modalities(obs_spec_of(self.env), self.run.modalities)
-        self.action_spec = action_spec_of(self.env)
-        policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
-        env_priv = int(getattr(self.env, "privileged_dim", 0))
-        priv_dim = env_priv if policy_cfg.privileged_critic else 0
-        if policy_cfg.privileged_critic and not priv_dim:
-            raise ConfigError("policy.privileged_critic=true needs an env with privileged_state()"
-                              " (AudioVisualNav has one)")
+        parts = build_run_parts(setup, "the runner")
+        self.device, self.env, self.policy = parts.device, parts.env, parts.policy
+        self.obs_spec, self.action_spec = parts.obs_spec, parts.action_spec
+        priv_dim = self.policy.privileged_dim
         # privileged state is collected for the critic and/or the auxiliary loss
-        self.privileged_dim = env_priv if (priv_dim or self.agent_cfg.aux_privileged_coef) else 0
-        self.policy = ActorCritic(self.obs_spec, self.action_spec, setup.model, setup.fusion,
-                                  policy_cfg, priv_dim).to(self.device)
+        self.privileged_dim = (parts.env_privileged_dim
+                               if (priv_dim or self.agent_cfg.aux_privileged_coef) else 0)
         self._check_batching()
         broadcast_module(self.policy, self.dist)
         self.alg = PPO(self.policy, self.agent_cfg, self.device, self.dist, self.privileged_dim)
@@ -111,12 +141,8 @@ class OnPolicyRunner:
         torch.manual_seed(seed)  # weights made: each rank now samples actions of its own
         if self.run.compile:
             self.alg.compile()
-        randomizer = None
-        if self.run.randomize:
-            randomizer = config_from_kwargs(RandomizerConfig, self.run.randomizer or {},
-                                            "randomizer")
         self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
-                                            self.run.modality_dropout, randomizer, seed)
+                                            self.run.modality_dropout, parts.randomizer, seed)
         self.env_seed = seed
         self.iteration = 0
         self.env_steps = 0
@@ -301,12 +327,8 @@ class OnPolicyRunner:
                 recent[k].extend(np.asarray(fi[k])[done].astype(float).tolist())
 
     def evaluate(self, episodes: int, num_envs: int = 32) -> dict[str, Any]:
-        env = make_vector_env(self.setup.env, min(num_envs, episodes))
-        try:
-            return evaluate_policy(self.policy, env, self.pipeline, episodes,
-                                   seed=10_000 + self.run.seed)
-        finally:
-            env.close()
+        return evaluate_on_new_worlds(self.policy, self.setup.env, self.pipeline, episodes,
+                                      seed=10_000 + self.run.seed, num_envs=num_envs)
 
 
 def default_run_name(setup: TrainSetup) -> str:

@@ -11,7 +11,7 @@ import torch
 
 from agent.checkpoint import load_checkpoint, read_checkpoint_meta
 from agent.config import RunSettings
-from agent.evaluate import evaluate_policy, record_policy_video
+from agent.evaluate import evaluate_on_new_worlds, record_policy_video
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic, DeterministicPolicy, PolicyConfig
 from agent.runner import TrainSetup, pick_device
@@ -38,12 +38,8 @@ class Trained:
 
     def evaluate(self, episodes: int, num_envs: int = 32, seed: int = 12345,
                  deterministic: bool = True) -> dict[str, Any]:
-        env = make_vector_env(self.setup.env, min(num_envs, episodes))
-        try:
-            result = evaluate_policy(self.policy, env, self.pipeline, episodes, seed,
-                                     deterministic)
-        finally:
-            env.close()
+        result = evaluate_on_new_worlds(self.policy, self.setup.env, self.pipeline, episodes,
+                                        seed, num_envs, deterministic)
         return {"run": str(self.run_dir), "env_steps": self.step, "seed": seed,
                 "deterministic": deterministic, **result}
 

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numba
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -38,21 +37,6 @@ NUM_ENVS = 8
 BC = {"name": "bc", "dataset_steps": 320, "epochs": 6, "batch_size": 32}
 DAGGER = {"name": "dagger", "rounds": 5, "steps_per_round": 64, "epochs": 2, "batch_size": 32,
           "beta_start": 1.0, "beta_decay": 0.5, "max_dataset": 192}
-
-
-@pytest.fixture(autouse=True)
-def one_thread_per_pool():
-    """One thread each for numba's and torch's OpenMP pools.
-
-    Their spin-waiting idle threads starve each other on a 2-core machine; the CLI sets
-    OMP_WAIT_POLICY=PASSIVE before either loads, but inside pytest both are loaded already.
-    """
-    before = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    yield
-    numba.set_num_threads(before[0])
-    torch.set_num_threads(before[1])
 
 
 def make_setup(agent: dict[str, Any], env: dict[str, Any] = AVN,
@@ -100,8 +84,6 @@ def check_run_folder(run_dir: Path, env_steps: int, iterations: int) -> dict[str
 @pytest.fixture(scope="module")
 def bc_run(tmp_path_factory) -> tuple[Path, ImitationRunner]:
     """BC from the expert: 320 env-steps, 6 epochs of 10 minibatches, a checkpoint every 2."""
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("bc") / "run"
     return run_dir, train(run_dir, BC, checkpoint_every=2, eval_every=3)
 

@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import pytest
 import torch
@@ -38,22 +37,6 @@ AGENT = {"name": "ppo", "num_steps": 16, "minibatches": 2, "epochs": 1, "seq_len
 TIMING = {"time", "collect_seconds", "update_seconds", "env_steps_per_s"}
 NUM_ENVS = 4
 STEPS_PER_ITER = AGENT["num_steps"] * NUM_ENVS
-
-
-@pytest.fixture(autouse=True)
-def one_thread_per_pool():
-    """One thread for numba's and one for torch's OpenMP pool.
-
-    The two libraries load separate libgomp copies; their spin-waiting idle threads
-    starve each other on a 2-core machine (these runs go ~10x slower). The CLI sets
-    OMP_WAIT_POLICY=PASSIVE before either loads; inside pytest they are loaded already.
-    """
-    before = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    yield
-    numba.set_num_threads(before[0])
-    torch.set_num_threads(before[1])
 
 
 def make_setup(env: dict[str, Any] = AVN, fusion: str = "concat",
@@ -106,8 +89,6 @@ def policy_with(runner: OnPolicyRunner, state: dict[str, torch.Tensor]) -> Actor
 @pytest.fixture(scope="module")
 def avn_run(tmp_path_factory) -> tuple[Path, OnPolicyRunner]:
     """A feed-forward AudioVisualNav run of 4 updates (256 env-steps), checkpoint every 2."""
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("avn") / "run"
     return run_dir, train(run_dir, checkpoint_every=2, seed=3)
 
