@@ -23,8 +23,13 @@ def presence(obs: Mapping[str, Tensor], names: tuple[str, ...]) -> dict[str, Ten
     out = {}
     for n in names:
         flag = obs.get(presence_key(n))
-        out[n] = (flag.reshape(batch).to(torch.bool) if flag is not None
-                  else torch.ones(batch, dtype=torch.bool, device=device))
+        if flag is None:
+            out[n] = torch.ones(batch, dtype=torch.bool, device=device)
+            continue
+        # (B,) flags pass as they are; others reshape(-1) (a constant shape): no shape
+        # arithmetic in the exported graph
+        flag = flag if flag.dim() == 1 else flag.reshape(-1)
+        out[n] = flag if flag.dtype == torch.bool else flag.to(torch.bool)
     return out
 
 

@@ -48,6 +48,7 @@ class AudioEncoder(Encoder):
         self.conv = nn.Sequential(
             nn.Conv1d(channels * mels, cfg.channels, 3, 2, 1), nn.ReLU(), nn.Flatten()
         )
+        self._bands, self._frames = channels * mels, frames  # constants of the exported graph
         steps = conv_out(frames, 3, 2, 1)
         self.head = nn.Sequential(nn.Linear(cfg.channels * steps, cfg.out_dim), nn.ReLU())
         self.out_dim = cfg.out_dim
@@ -57,9 +58,8 @@ class AudioEncoder(Encoder):
         return self.log_mel(x)
 
     def from_frontend(self, z: Tensor) -> Tensor:
-        m = self.norm(z)
-        b, c, f, n = m.shape
-        return self.head(self.conv(m.transpose(2, 3).reshape(b, c * n, f)))
+        m = self.norm(z).transpose(2, 3).reshape(-1, self._bands, self._frames)
+        return self.head(self.conv(m))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.from_frontend(self.log_mel(x))

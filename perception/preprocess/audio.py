@@ -221,8 +221,8 @@ class LogMel(nn.Module):
         """``(channels, frames, n_mels)`` for a ``(channels, samples)`` waveform."""
         return (channels, self.geo.frames(samples, self.sample_rate), self.cfg.n_mels)
 
-    def _frame_index(self, wave: Tensor) -> tuple[int, int, Tensor]:
-        """(samples, frames, block index ``(frames, win // block)``) of a padded waveform.
+    def _frame_index(self, wave: Tensor) -> tuple[int, int, int, Tensor]:
+        """(samples, channels, frames, block index ``(frames, win // block)``) of a waveform.
 
         The sample axis is static: in an ONNX trace its size and the index become
         constants of the graph (on purpose, so the tracer's warnings are muted).
@@ -231,12 +231,13 @@ class LogMel(nn.Module):
             if torch.jit.is_tracing():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
             samples = int(wave.shape[-1])
+            channels = int(wave.shape[1])
             n = self.geo.frames(samples - 2 * self.geo.pad, self.sample_rate)
             if samples not in self._index_cache:
                 step, per = self.geo.hop // self.block, self.geo.win // self.block
                 idx = step * np.arange(n)[:, None] + np.arange(per)[None, :]
                 self._index_cache[samples] = torch.tensor(idx, dtype=torch.int64)
-            return samples, n, self._index_cache[samples].to(wave.device)
+            return samples, channels, n, self._index_cache[samples].to(wave.device)
 
     def forward(self, wave: Tensor) -> Tensor:
         if wave.dim() != 3 or wave.dtype != self.dft.dtype:
@@ -246,13 +247,13 @@ class LogMel(nn.Module):
             )
         if self.geo.pad:
             wave = nn.functional.pad(wave, (self.geo.pad, self.geo.pad))
-        t, n, idx = self._frame_index(wave)
+        t, c, n, idx = self._frame_index(wave)
         if t % self.block:  # whole blocks only; every frame ends before the cut
             t = (n - 1) * self.geo.hop + self.geo.win
             wave = wave[:, :, :t]
-        b, c = wave.shape[0], wave.shape[1]
-        blocks = wave.reshape(b, c, t // self.block, self.block)
-        frames = blocks[:, :, idx].reshape(b, c, n, self.geo.win)
+        # constant shapes (batch -1): one Reshape node each in the exported graph
+        blocks = wave.reshape(-1, c, t // self.block, self.block)
+        frames = blocks[:, :, idx].reshape(-1, c, n, self.geo.win)
         spec = frames @ self.dft  # (B, C, F, 2 * bins): real parts, then imaginary parts
         mel = (spec * spec) @ self.mel_w
         return torch.log(mel + self.cfg.log_offset)
