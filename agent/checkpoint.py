@@ -44,6 +44,8 @@ import safetensors
 import torch
 from safetensors.torch import load_file, save_file
 
+from perception.settings import UserError
+
 FORMAT_VERSION = 1
 LATEST = "latest"
 TENSORS = "tensors.safetensors"
@@ -59,7 +61,7 @@ _TRASH = ".trash-"
 _SPEC_WORDS = {"obs_spec": "observation spec", "action_spec": "action spec"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing or does not fit this run; the message says how to fix it."""
 
 

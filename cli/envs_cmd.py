@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from omegaconf import DictConfig, OmegaConf
 
 from cli.config_store import env_group
+from cli.report import write_report
 
 
 def env_dict(cfg: DictConfig) -> dict[str, Any]:
     """The ``env`` node as plain kwargs (with its ``id``)."""
     return OmegaConf.to_container(cfg.env, resolve=True)  # type: ignore[return-value]
-
-
-def write_report(report: dict[str, Any], out: str) -> Path:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str))
-    return path
 
 
 def list_envs(cfg: DictConfig) -> None:

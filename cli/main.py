@@ -8,11 +8,13 @@ everything after the command words is handed to Hydra, so overrides
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 USAGE = """usage: sensorium <command> [key=value ...] [--help]
 
@@ -45,7 +47,9 @@ COMMANDS = (
     Command(("eval",), "eval", "cli.train_cmd:evaluate",
             "evaluate a run: success_rate, spl, mean_return, collisions (JSON) and an mp4"),
     Command(("export",), "export", "cli.train_cmd:export",
-            "a run's policy -> model.onnx (raw sensors in, action out) + parity report"),
+            "a run's policy -> model.onnx (raw sensors in, action out), proven equal to torch"),
+    Command(("bench",), "bench", "cli.deploy_cmd:bench",
+            "latency of an exported model: onnxruntime, int8, torch eager, the compute floor"),
     Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
             "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
     Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",
@@ -101,12 +105,35 @@ def _load(target: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+def _reported(task: Callable, name: str, debug: bool) -> Callable:
+    """`task` with the project's own errors (bad settings, files, specs) as one message.
+
+    They exit with status 2 and no traceback; anything unexpected keeps its
+    traceback, and so does every error with ``debug=true`` or ``HYDRA_FULL_ERROR=1``.
+    """
+    from perception.settings import UserError
+
+    @functools.wraps(task)
+    def run(cfg: Any) -> Any:
+        try:
+            return task(cfg)
+        except UserError as e:
+            if debug:
+                raise
+            print(f"sensorium {name}: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return
     cmd, overrides = _find(argv)
+    debug = "debug=true" in overrides or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    overrides = [o for o in overrides if o not in ("debug=true", "debug=false")]
     # numba (the envs) and torch each load their own libgomp; with the default spin-waiting,
     # idle threads of one pool starve the other on few cores (PPO on AudioVisualNav ran ~10x
     # slower). It must be set before either library starts its threads.
@@ -130,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         "hydra.help.footer='Hydra: --hydra-help; a sweep: -m key=a,b'",
         "hydra.sweep.dir=multirun/" + cmd.config + "/${now:%Y-%m-%d_%H-%M-%S}",
     ]
-    task = _load(cmd.target)
+    task = _reported(_load(cmd.target), name, debug)
     old_argv = sys.argv
     sys.argv = [f"sensorium {name}", *_flags_last([*hydra_args, *overrides])]
     try:

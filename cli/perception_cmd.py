@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from cli.envs_cmd import env_dict, write_report
+from cli.envs_cmd import env_dict
+from cli.report import write_report
 
 
 def bench(cfg: DictConfig) -> None:

@@ -12,7 +12,15 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """Bad input a person fixes (a setting, a file, a spec); the message names it and the fix.
+
+    The ``sensorium`` command prints these as one message and exits non-zero,
+    without a traceback (``debug=true`` or ``HYDRA_FULL_ERROR=1`` shows it).
+    """
+
+
+class ConfigError(UserError):
     """A setting is out of range; the message names the setting and the fix."""
 
 

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from perception.settings import UserError
+
 SPEC_VERSION = 1
 PRESENT_SUFFIX = "_present"
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A spec, or data checked against one, is malformed; the message says how to fix it."""
 
 
