@@ -1,0 +1,129 @@
+"""PNG charts drawn with OpenCV alone (the robot's install has no matplotlib).
+
+Latency histograms on a log axis and per-tick timelines: enough for a person
+to see a distribution's shape, its tail and its stalls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+COLOURS = [(200, 90, 30), (40, 140, 230), (60, 170, 60), (40, 40, 200), (160, 60, 160),
+           (20, 180, 180), (120, 120, 120), (0, 100, 200)]  # BGR
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+W, H = 960, 540
+LEFT, RIGHT, TOP, BOTTOM = 80, 20, 50, 60
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
+          colour: tuple[int, int, int] = (30, 30, 30), thickness: int = 1) -> None:
+    cv2.putText(img, text, org, FONT, scale, colour, thickness, cv2.LINE_AA)
+
+
+def _canvas(title: str) -> np.ndarray:
+    img = np.full((H, W, 3), 255, np.uint8)
+    _text(img, title, (LEFT, 28), 0.6, thickness=1)
+    cv2.rectangle(img, (LEFT, TOP), (W - RIGHT, H - BOTTOM), (120, 120, 120), 1)
+    return img
+
+
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks of a log axis between lo and hi."""
+    ticks = []
+    for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0 ** e
+            if lo <= v <= hi:
+                ticks.append(v)
+    return ticks
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if v >= 10 else f"{v:g}"
+
+
+def histogram_png(series: Mapping[str, Sequence[float]], path: str | Path, title: str,
+                  unit: str = "us", bins: int = 60) -> Path:
+    """One step line per series: the share of calls in each log-spaced bin of latency."""
+    img = _canvas(title)
+    data = {k: np.asarray(v, np.float64) for k, v in series.items() if len(v)}
+    if not data:
+        raise ValueError("histogram_png needs at least one non-empty series")
+    lo = max(min(float(v.min()) for v in data.values()) / 1.15, 1e-3)
+    hi = max(max(float(v.max()) for v in data.values()) * 1.15, lo * 1.5)
+    edges = np.geomspace(lo, hi, bins + 1)
+    hists = {k: np.histogram(v, edges)[0] / len(v) for k, v in data.items()}
+    top = max(float(h.max()) for h in hists.values()) * 1.1
+    x0, x1, y0, y1 = LEFT, W - RIGHT, H - BOTTOM, TOP
+
+    def px(v: float) -> int:
+        return int(x0 + (np.log(v) - np.log(lo)) / (np.log(hi) - np.log(lo)) * (x1 - x0))
+
+    def py(f: float) -> int:
+        return int(y0 - f / top * (y0 - y1))
+
+    for t in _nice_ticks(lo, hi):
+        cv2.line(img, (px(t), y0), (px(t), y1), (230, 230, 230), 1)
+        _text(img, _fmt(t), (px(t) - 12, y0 + 18))
+    _text(img, f"latency ({unit}, log scale)", ((x0 + x1) // 2 - 70, H - 15))
+    _text(img, "share of calls", (8, TOP - 10))
+    for i, (name, h) in enumerate(hists.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        pts = []
+        for j, f in enumerate(h):
+            pts += [(px(edges[j]), py(f)), (px(edges[j + 1]), py(f))]
+        cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
+        v = data[name]
+        label = (f"{name}: p50 {_fmt(float(np.percentile(v, 50)))}  p99 "
+                 f"{_fmt(float(np.percentile(v, 99)))}  max {_fmt(float(v.max()))} {unit}")
+        _text(img, label, (x1 - 470, y1 + 20 + 18 * i), 0.42, colour)
+    return _save(img, path)
+
+
+def timeline_png(series: Mapping[str, Sequence[float]], path: str | Path, title: str,
+                 limit: float | None = None, unit: str = "us") -> Path:
+    """One line per series against the tick index (log y); `limit` drawn as a red line."""
+    img = _canvas(title)
+    data = {k: np.maximum(np.asarray(v, np.float64), 1e-3) for k, v in series.items() if len(v)}
+    if not data:
+        raise ValueError("timeline_png needs at least one non-empty series")
+    n = max(len(v) for v in data.values())
+    lo = min(float(v.min()) for v in data.values())
+    hi = max([float(v.max()) for v in data.values()] + ([limit] if limit else []))
+    hi = max(hi, lo * 1.5)
+    x0, x1, y0, y1 = LEFT, W - RIGHT, H - BOTTOM, TOP
+
+    def py(v: np.ndarray) -> np.ndarray:
+        return (y0 - (np.log(v) - np.log(lo)) / (np.log(hi) - np.log(lo)) * (y0 - y1))
+
+    for t in _nice_ticks(lo, hi):
+        y = int(py(np.array([t]))[0])
+        cv2.line(img, (x0, y), (x1, y), (230, 230, 230), 1)
+        _text(img, _fmt(t), (8, y + 4))
+    _text(img, f"tick (0..{n - 1})", ((x0 + x1) // 2 - 30, H - 15))
+    if limit:
+        y = int(py(np.array([limit]))[0])
+        cv2.line(img, (x0, y), (x1, y), (0, 0, 220), 1)
+        _text(img, f"deadline {_fmt(limit)} {unit}", (x1 - 160, y - 5), 0.42, (0, 0, 220))
+    for i, (name, v) in enumerate(data.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        # at most one point per pixel column: the column's maximum (stalls stay visible)
+        cols = np.linspace(0, len(v), min(len(v), x1 - x0) + 1).astype(int)
+        peaks = np.array([v[a:max(b, a + 1)].max() for a, b in zip(cols[:-1], cols[1:])])
+        xs = x0 + (cols[:-1] / max(n - 1, 1) * (x1 - x0)).astype(int)
+        pts = np.stack([xs, py(peaks).astype(int)], 1).astype(np.int32)
+        cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
+        _text(img, name, (x0 + 10, y1 + 18 + 18 * i), 0.42, colour)
+    return _save(img, path)
+
+
+def _save(img: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), img):
+        raise OSError(f"could not write {path}; check that the folder is writable")
+    return path
