@@ -207,24 +207,48 @@ class DeterministicPolicy(nn.Module):
     """What a robot runs: raw observations (+ state) -> the greedy action (and new state).
 
     Discrete: the logits and the argmax action; continuous: the mean clipped
-    to the bounds. Exported by ``deploy.export`` as one graph.
+    to the bounds. With ``value`` it also returns the critic's value (the
+    critic must read sensors only). Exported by ``deploy.export`` as one graph.
     """
 
-    def __init__(self, policy: ActorCritic) -> None:
+    def __init__(self, policy: ActorCritic, value: bool = False) -> None:
         super().__init__()
+        if value and policy.privileged_dim:
+            raise ValueError("this critic reads privileged state, which a robot lacks; "
+                             "export without the value (value=False)")
         self.trunk = policy.trunk
         self.actor = policy.actor
         self.continuous = policy.continuous
+        self.with_value = value
+        self.critic = policy.critic if value else None
+        self.critic_trunk = policy.critic_trunk if value else None
+        self.memory = policy.trunk.cfg.memory if policy.recurrent else 0
         if self.continuous:
             self.register_buffer("low", policy.low.clone())
             self.register_buffer("high", policy.high.clone())
 
     def forward(self, obs: Mapping[str, Tensor], h: Tensor | None = None
-                ) -> tuple[Tensor, Tensor, Tensor | None]:
-        state, h_new = self.trunk(obs, h)
+                ) -> tuple[Tensor, ...]:
+        """``(action, head, h_new)``; with ``value``: ``(action, head, value, h_new)``.
+
+        With a separate recurrent critic, ``h`` holds the actor's state then
+        the critic's (as in training).
+        """
+        h_actor = h_critic = h
+        if h is not None and self.critic_trunk is not None:
+            h_actor, h_critic = h[..., :self.memory], h[..., self.memory:]
+        state, h_new = self.trunk(obs, h_actor)
         head = self.actor(state)
         if self.continuous:
             action = torch.maximum(torch.minimum(head, self.high), self.low)
         else:
             action = head.argmax(-1)
-        return action, head, h_new
+        if not self.with_value:
+            return action, head, h_new
+        cstate = state
+        if self.critic_trunk is not None:
+            cstate, h_critic = self.critic_trunk(obs, h_critic)
+            if h_new is not None:
+                h_new = torch.cat([h_new, h_critic], -1)
+        value = self.critic(cstate).squeeze(-1)
+        return action, head, value, h_new

@@ -114,6 +114,8 @@ class DemoConfig:
     """torch.compile the policy (faster after a compile of ~30 s)."""
     progress: bool = True
     """Show a progress bar while training."""
+    bench_runs: int = 5000
+    """Timed calls per latency measurement of the exported file (sensorium bench)."""
     out_dir: str = "reports/demo"
     """Where the run, the videos and the JSON report go."""
 
@@ -231,14 +233,20 @@ class EvalConfig:
     """JSON report path; empty = <run>/eval.json (the video: same name, .mp4)."""
 
 
-@dataclass
-class ExportConfig:
-    """``sensorium export``: a trained run's policy as one ONNX graph, checked against torch."""
+def export_config() -> type:
+    """``sensorium export``: a run's policy as one self-describing ONNX file, proven."""
+    from dataclasses import make_dataclass
 
-    run: str = ""
-    """The run folder (runs/<name>)."""
-    out: str = ""
-    """The ONNX file; empty = <run>/model.onnx (the parity report: <run>/export.json)."""
+    from deploy.export.settings import ExportSettings
+
+    return make_dataclass("ExportConfig", [("run", str, "")], bases=(ExportSettings,))
+
+
+def bench_config() -> type:
+    """``sensorium bench``: latency of an exported model on this machine."""
+    from deploy.bench import BenchSettings
+
+    return BenchSettings
 
 
 def train_config() -> type:
@@ -256,8 +264,9 @@ def train_config() -> type:
     ], bases=(base,))
 
 
-#: Each command's primary config and the config groups it composes from.
-PRIMARY: dict[str, tuple[type, tuple[str, ...]]] = {
+#: Each command's primary config (a dataclass, or a function that makes one: imported only
+#: for its own command) and the config groups it composes from.
+PRIMARY: dict[str, tuple[Any, tuple[str, ...]]] = {
     "envs_list": (EnvsListConfig, ("env",)),
     "envs_show": (EnvsShowConfig, ("env",)),
     "envs_bench": (EnvsBenchConfig, ("env",)),
@@ -266,7 +275,8 @@ PRIMARY: dict[str, tuple[type, tuple[str, ...]]] = {
     "perception_probe": (PerceptionProbeConfig, ()),
     "train": (train_config, ("env", "fusion", "agent")),
     "eval": (EvalConfig, ()),
-    "export": (ExportConfig, ()),
+    "export": (export_config, ()),
+    "bench": (bench_config, ()),
 }
 
 
@@ -288,8 +298,8 @@ def group_options(group: str) -> dict[str, Any]:
 def register_configs(command: str) -> None:
     """Put `command`'s primary config and the groups it uses into Hydra's ConfigStore."""
     node, groups = PRIMARY[command]
-    if node is train_config:
-        node = train_config()
+    if not isinstance(node, type):
+        node = node()
     cs = ConfigStore.instance()
     for group in groups:
         for name, option in group_options(group).items():

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cli.envs_cmd import write_report
+from cli.report import write_report
 
 
 def _plain(node: Any) -> Any:
@@ -52,9 +52,7 @@ def train(cfg: DictConfig) -> None:
             if run.export:
                 from deploy.export.policy import export_run
 
-                report = export_run(run_dir)
-                print(f"model: {report['model']} (onnxruntime vs torch max |diff| "
-                      f"{report['max_abs_diff']:.2e})")
+                print(export_summary(export_run(run_dir)))
     finally:
         shutdown(dist_info)
 
@@ -83,10 +81,40 @@ def evaluate(cfg: DictConfig) -> None:
 
 
 def export(cfg: DictConfig) -> None:
-    """Export a run's policy to ONNX and check it against torch."""
+    """Export a run's policy to ONNX, prove it against torch (and int8 against fp32)."""
     from deploy.export.policy import export_run
+    from deploy.export.settings import ExportSettings
+    from perception.settings import config_from_kwargs
 
     if not cfg.run:
         raise SystemExit("sensorium export needs run=DIR (a folder written by sensorium train)")
-    report = export_run(Path(cfg.run), Path(cfg.out) if cfg.out else None)
-    print(json.dumps(report, indent=2))
+    fields = {k: _plain(cfg[k]) for k in ExportSettings.__dataclass_fields__}
+    settings = config_from_kwargs(ExportSettings, fields, "export")
+    report = export_run(Path(cfg.run), settings)
+    print(export_summary(report))
+
+
+def export_summary(report: dict[str, Any]) -> str:
+    """What `sensorium export` prints: the file, its proof, and the int8 verdict."""
+    lines = [f"model: {report['model']} ({report['bytes'] / 1e3:,.0f} kB, "
+             f"{report['macs']:,} MACs, safe action {report['safe_action']}: "
+             f"{report['safe_action_source']})",
+             f"parity: {report['observations']:,} observations from the policy's rollouts x "
+             f"{report['patterns']} presence patterns: max |onnxruntime - torch| "
+             f"{report['max_abs_diff']:.2e}, greedy actions agree {report['action_agreement']:.4f}"
+             f" (ties {report['ties']})"]
+    if "sequences" in report:
+        seq = report["sequences"]
+        lines.append(f"recurrent: {seq['worlds']} sequences of {seq['steps']} steps, state "
+                     f"carried by each runtime: max drift {seq['max_drift']:.2e}")
+    if "int8" in report:
+        q = report["int8"]
+        ev = q["evaluation"]
+        lines.append(f"int8: {q['model']} ({q['bytes']['int8'] / 1e3:,.0f} kB), agreement "
+                     f"{q['action_agreement']:.4f}, success {ev['fp32'].get('success_rate', 0):.3f}"
+                     f" -> {ev['int8'].get('success_rate', 0):.3f}, p50 "
+                     f"{q['latency_batch1_1thread']['fp32']['p50_us']:.0f} -> "
+                     f"{q['latency_batch1_1thread']['int8']['p50_us']:.0f} us; report "
+                     f"{q['report']}")
+    lines.append(f"report: {report['report']}")
+    return "\n".join(lines)

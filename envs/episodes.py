@@ -54,6 +54,7 @@ def run_episodes(
     obs, _ = env.reset(seed=seed)
     ended: dict[str, list] = {k: [] for k in keys}
     quota = EpisodeQuota(env.num_envs, episodes)
+    seen: set[str] = set()
     steps = 0
     t0 = time.perf_counter()
     while not quota.complete and steps < max_steps:
@@ -62,12 +63,14 @@ def run_episodes(
         if "final_info" in info:
             mask = info["_final_info"]
             counts = quota.count(mask)
-            for k in keys:
-                ended[k].extend(np.asarray(info["final_info"][k])[counts].tolist())
+            for k in keys:  # a world reports the metrics it has
+                if k in info["final_info"]:
+                    ended[k].extend(np.asarray(info["final_info"][k])[counts].tolist())
+                    seen.add(k)
             if on_end is not None:
                 on_end(np.flatnonzero(mask))
     elapsed = time.perf_counter() - t0
-    per_episode = ended
+    per_episode = {k: v for k, v in ended.items() if k in seen or not seen}
     summary = {k: float(np.mean(v)) if v else float("nan") for k, v in per_episode.items()}
     return {"episodes": int(quota.done.sum()), "mean": summary, "per_episode": per_episode,
             "env_steps": steps, "seconds": elapsed, "env_steps_per_s": steps / elapsed}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import platform
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,23 +20,12 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from deploy.export.onnx import ObsInputs, export_onnx, input_names, onnx_session, to_feed
+from deploy.timing import latency_stats, time_calls
 
 
 def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
-    us = np.asarray(samples_s) * 1e6
-    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
-            "mean_us": float(us.mean())}
-
-
-def time_calls(fn: Callable[[], Any], runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+    stats = latency_stats(samples_s)
+    return {k: stats[k] for k in ("p50_us", "p99_us", "mean_us")}
 
 
 def count_macs(module: nn.Module, inputs: Sequence[Tensor]) -> int:
@@ -100,3 +88,30 @@ def bench_fusions(obs_spec, inputs_fn: Callable[[int], list[Tensor]],
         "runs": runs,
         "results": rows,
     }
+
+
+def torch_eager_call(run_dir: Path, info: Any, feed: dict[str, np.ndarray]
+                     ) -> tuple[Callable[[], Any], str]:
+    """A no-argument call of the run's policy in torch eager (one thread) on `feed`.
+
+    The note says whether the run's checkpoint is the one the file was exported from.
+    """
+    from agent.policy import DeterministicPolicy
+    from agent.trained import load_trained
+
+    trained = load_trained(run_dir)
+    value = "value" in info.output_names
+    module = DeterministicPolicy(trained.policy, value=value).eval()
+    torch.set_num_threads(1)
+    obs = {k: torch.from_numpy(v) for k, v in feed.items() if k != "h_in"}
+    h = torch.from_numpy(feed["h_in"]) if "h_in" in feed else None
+    steps = info.get("env_steps")
+    note = (f"checkpoint at {trained.step:,} env-steps"
+            + ("" if steps is None or int(steps) == trained.step else
+               f", but the file was exported at {int(steps):,}: other weights"))
+
+    def call() -> Any:
+        with torch.inference_mode():
+            return module(obs, h)
+
+    return call, note

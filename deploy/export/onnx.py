@@ -21,10 +21,10 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from deploy.model import SPEC_KEY, open_session
 from perception.spec import ModalityKind, ObsSpec, presence_key
 
 OPSET = 17
-SPEC_KEY = "sensorium.obs_spec"
 
 
 def input_names(obs_spec: ObsSpec, recurrent: bool) -> list[str]:
@@ -118,13 +118,8 @@ def read_obs_spec(path: str | Path) -> ObsSpec:
 
 
 def onnx_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime CPU session with `threads` intra-op threads, run sequentially."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    """An onnxruntime CPU session with `threads` intra-op threads (spinning off), sequential."""
+    return open_session(path, threads=threads)
 
 
 def to_feed(inputs: Sequence[Tensor], names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,64 @@
+"""An exported file driving its own world: closed-loop episodes in onnxruntime, no torch.
+
+Used to judge a variant of a file (int8) by what matters, the policy's
+success on worlds it never saw, next to the float32 file on the same worlds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from deploy.model import Model
+from envs.episodes import EpisodeQuota
+from envs.factory import make_vector_env
+
+METRICS = ("success", "spl", "collisions")
+
+
+def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed: int,
+                   num_envs: int = 32) -> dict[str, Any]:
+    """Greedy episodes of `model` on fresh worlds: mean return, length and the world's metrics.
+
+    Each world runs a fixed share of the episodes (:class:`EpisodeQuota`), so
+    short episodes are not over-counted.
+    """
+    env = make_vector_env(dict(env_cfg), min(num_envs, episodes))
+    try:
+        obs, _ = env.reset(seed=seed)
+        n = env.num_envs
+        names = model.obs_spec.names
+        h = model.initial_state(n)
+        returns, lengths = np.zeros(n), np.zeros(n, np.int64)
+        done_returns, done_lengths = [], []
+        found: dict[str, list[float]] = {k: [] for k in METRICS}
+        quota = EpisodeQuota(n, episodes)
+        while not quota.complete:
+            out = model.run(model.make_feed({k: obs[k] for k in names}, h=h), validate=False)
+            obs, reward, term, trunc, info = env.step(out["action"])
+            returns += reward
+            lengths += 1
+            done = np.logical_or(term, trunc)
+            counts = quota.count(done)
+            done_returns += returns[counts].tolist()
+            done_lengths += lengths[counts].tolist()
+            if done.any():
+                final = info.get("final_info", {})
+                for k in METRICS:
+                    if k in final:
+                        found[k] += np.asarray(final[k])[counts].astype(float).tolist()
+                returns[done], lengths[done] = 0.0, 0
+            if h is not None:
+                h = out["h_out"].copy()
+                h[done] = 0.0
+    finally:
+        env.close()
+    result: dict[str, Any] = {"episodes": episodes, "seed": seed,
+                              "mean_return": float(np.mean(done_returns)),
+                              "mean_length": float(np.mean(done_lengths))}
+    for k, v in found.items():
+        if v:
+            result["success_rate" if k == "success" else k] = float(np.mean(v))
+    return result

@@ -1,0 +1,91 @@
+"""Observations from a trained policy's own rollouts: the data an export is checked on.
+
+Parity, int8 calibration and the int8 guard all need inputs the policy really
+meets, not random arrays: the policy is run on its world (actions sampled from
+its own distribution, so the states are the ones training visits), and every
+step's observation, the recurrent state fed at that step, and where episodes
+began are kept as (T, B, ...) sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs.factory import make_vector_env
+from perception.spec import ObsSpec
+
+
+@dataclass
+class Rollout:
+    """(T, B, ...) observations of one rollout of B worlds over T steps.
+
+    Attributes:
+        obs: the policy's modalities, raw dtypes.
+        h: the recurrent state fed at each step (None without memory).
+        starts: True where a step begins an episode (the state was zeroed).
+    """
+
+    obs: dict[str, np.ndarray]
+    h: np.ndarray | None
+    starts: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def worlds(self) -> int:
+        return int(self.starts.shape[1])
+
+    def flat(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Observations and states as one (T*B, ...) batch."""
+        n = self.steps * self.worlds
+        obs = {k: v.reshape(n, *v.shape[2:]) for k, v in self.obs.items()}
+        return obs, (self.h.reshape(n, -1) if self.h is not None else None)
+
+
+@torch.no_grad()
+def record_rollout(policy: nn.Module, sample: nn.Module, obs_spec: ObsSpec,
+                   env_cfg: dict, worlds: int, steps: int, seed: int, hidden: int
+                   ) -> Rollout:
+    """Run `policy` (a DeterministicPolicy) on `worlds` worlds for `steps` steps.
+
+    Args:
+        policy: ``forward(obs, h) -> (action, head, ..., h_new)``.
+        sample: the ActorCritic whose ``distribution(head)`` gives the actions
+            taken (its ``clip_actions`` keeps them in bounds).
+        hidden: recurrent state size (0 = none).
+    """
+    env = make_vector_env(env_cfg, worlds)
+    names = obs_spec.names
+    torch_state = torch.get_rng_state()
+    torch.manual_seed(seed)  # Distribution.sample draws from the global generator
+    try:
+        obs, _ = env.reset(seed=seed)
+        h = torch.zeros(worlds, hidden) if hidden else None
+        starts = np.ones(worlds, bool)
+        rec: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        rec_h, rec_starts = [], []
+        for _ in range(steps):
+            for n in names:
+                rec[n].append(np.array(obs[n]))
+            rec_starts.append(starts.copy())
+            if h is not None:
+                rec_h.append(h.numpy().copy())
+            x = {n: torch.as_tensor(np.asarray(obs[n])) for n in names}
+            out = policy(x, h)
+            actions = sample.clip_actions(sample.distribution(out[1]).sample())
+            obs, _, term, trunc, _ = env.step(actions.numpy())
+            starts = np.logical_or(term, trunc)
+            if h is not None:
+                h = out[-1].clone()
+                h[torch.as_tensor(starts)] = 0.0
+        return Rollout({n: np.stack(v) for n, v in rec.items()},
+                       np.stack(rec_h) if rec_h else None, np.stack(rec_starts))
+    finally:
+        torch.set_rng_state(torch_state)
+        env.close()
