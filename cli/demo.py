@@ -1,9 +1,10 @@
 """``sensorium demo``: the main job on the embedded default world.
 
 Train a PPO policy on the fused senses of AudioVisualNav for a bounded time,
-evaluate it on episodes it never saw, export it to ONNX (checked against
-torch), and print it next to reference policies: the privileged expert and
-two single-sense scripted probes (hearing only, seeing only). Videos of the
+evaluate it on episodes it never saw, export it to ONNX (proven against
+torch), benchmark the file's latency, and print it next to reference
+policies: the privileged expert and two single-sense scripted probes
+(hearing only, seeing only). Videos of the
 trained policy and of the expert, and a JSON report, go to ``out_dir``.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cli.envs_cmd import env_dict, write_report
+from cli.envs_cmd import env_dict
+from cli.report import write_report
 
 
 def reference_policies(env_cfg: dict[str, Any], cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -70,6 +72,8 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
 
 def run(cfg: DictConfig) -> None:
     from agent.trained import load_trained
+    from cli.train_cmd import export_summary
+    from deploy.bench import BenchSettings, bench, table
     from deploy.export.policy import export_run
     from envs.show import record_video
 
@@ -85,6 +89,8 @@ def run(cfg: DictConfig) -> None:
     rows = {name: {k: result[k] for k in ("success_rate", "spl", "collisions", "episodes")},
             **rows}
     exported = export_run(out_dir / "run")
+    latency = bench(BenchSettings(model=exported["model"], run=str(out_dir / "run"),
+                                  runs=cfg.bench_runs, out=str(out_dir / "bench.json")))
     trained_video = trained.video(out_dir / "trained.mp4", episodes=2)
     expert_video = record_video(env_cfg, out_dir / "expert.mp4", episodes=2, seed=cfg.seed,
                                 still=out_dir / "expert.png")
@@ -94,10 +100,15 @@ def run(cfg: DictConfig) -> None:
         print(f"{policy:<52}{r['success_rate']:>8.3f}{r['spl']:>7.3f}{r['collisions']:>12.2f}")
     print(f"training: {summary['median_env_steps_per_s']:,.0f} env-steps/s (median, updates "
           "included)")
-    print(f"onnx: {exported['model']} (onnxruntime vs torch max |diff| "
-          f"{exported['max_abs_diff']:.2e})")
+    print(export_summary(exported))
+    print(f"\nlatency of {exported['model']} on this machine (sensorium bench, us):")
+    print(table(latency))
+    write_report(latency, str(out_dir / "bench.json"))
     report = {"env": env_cfg, "episodes": cfg.episodes, "seed": cfg.seed, "policies": rows,
-              "training": summary, "onnx": exported, "videos": {
+              "training": summary, "onnx": {k: v for k, v in exported.items()
+                                            if k != "per_pattern"},
+              "latency": {k: latency[k] for k in ("onnxruntime", "floor_us", "floors")},
+              "videos": {
                   "trained": trained_video["video"], "expert": expert_video["video"]}}
     print(f"videos: {trained_video['video']}, {expert_video['video']}")
     print(f"report: {write_report(report, str(out_dir / 'demo.json'))}")
