@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import numba
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread_per_pool():
-    """One thread each for numba's and torch's OpenMP pools, for a whole test module.
-
-    The two libraries load separate libgomp copies; their spin-waiting idle threads
-    starve each other on a 2-core machine (training runs go ~10x slower). The CLI sets
-    OMP_WAIT_POLICY=PASSIVE before either loads; inside pytest both are loaded already.
-    Module scope, so that module-scoped training runs get it too.
-    """
-    before = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
+def _one_thread_per_pool(one_thread_per_pool):
+    """See the root conftest: training tests run with one thread per OpenMP pool."""
     yield
-    numba.set_num_threads(before[0])
-    torch.set_num_threads(before[1])

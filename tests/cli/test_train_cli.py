@@ -102,7 +102,8 @@ def test_unknown_fusion_fails_with_the_options(tmp_path: Path) -> None:
 
 def test_a_sweep_writes_one_run_per_combination(tmp_path: Path) -> None:
     out = sensorium("train", "-m", "fusion=concat,attention", "seed=1,2", *TINY,
-                    f"total_steps={ITER}", "tensorboard=false", cwd=tmp_path).stdout
+                    f"total_steps={ITER}", "tensorboard=false", "export=false",
+                    cwd=tmp_path).stdout
     names = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert names == [f"audiovisualnav-{f}-ppo-s{s}" for f in ("attention", "concat")
                      for s in (1, 2)]
@@ -124,7 +125,7 @@ def test_flags_may_come_before_or_after_the_overrides() -> None:
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     """SIGKILL mid-run, then ``resume=true``: the run goes on from the last checkpoint, and
     the metrics the killed run logged after it are replaced, not duplicated."""
-    args = [*TINY, "name=k", "checkpoint_every=1", "tensorboard=false"]
+    args = [*TINY, "name=k", "checkpoint_every=1", "tensorboard=false", "export=false"]
     proc = subprocess.Popen([sys.executable, "-m", "cli", "train", *args, "total_steps=1000000"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
