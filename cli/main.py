@@ -50,6 +50,10 @@ COMMANDS = (
             "a run's policy -> model.onnx (raw sensors in, action out), proven equal to torch"),
     Command(("bench",), "bench", "cli.deploy_cmd:bench",
             "latency of an exported model: onnxruntime, int8, torch eager, the compute floor"),
+    Command(("run",), "run", "cli.deploy_cmd:run",
+            "the real-time loop: model=FILE on live sensors, sim or a replay (torch-free)"),
+    Command(("record",), "record", "cli.deploy_cmd:record",
+            "record sensors to MCAP without a model (spec from model=FILE)"),
     Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
             "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
     Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",
@@ -134,13 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     cmd, overrides = _find(argv)
     debug = "debug=true" in overrides or os.environ.get("HYDRA_FULL_ERROR") == "1"
     overrides = [o for o in overrides if o not in ("debug=true", "debug=false")]
-    # numba (the envs) and torch each load their own libgomp; with the default spin-waiting,
-    # idle threads of one pool starve the other on few cores (PPO on AudioVisualNav ran ~10x
-    # slower). It must be set before either library starts its threads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from perception.allocator import keep_freed_memory
+    from perception.process import setup_process
 
-    keep_freed_memory()  # big batch tensors reuse heap pages (PPO's update ~25% faster)
+    setup_process()  # before torch and numba start their threads
     import hydra
 
     from cli.config_store import register_configs
