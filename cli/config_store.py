@@ -12,16 +12,20 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from envs.audiovisual_nav.config import AudioVisualNavConfig
-from envs.modality_probe.config import ModalityProbeConfig
-from envs.multimodal import MultimodalConfig
-
 DEFAULT_ENV = "audiovisual_nav"
 DEFAULT_FUSION = "concat"
 
 
 def env_group() -> dict[str, Any]:
-    """The ``env`` group: option name -> config dataclass instance."""
+    """The ``env`` group: option name -> config dataclass instance.
+
+    Imported here, not at the top: the worlds need the ``sim`` extra (numba), which
+    the robot's commands (``sensorium run``, ``bench``, ``record``) must not need.
+    """
+    from envs.audiovisual_nav.config import AudioVisualNavConfig
+    from envs.modality_probe.config import ModalityProbeConfig
+    from envs.multimodal import MultimodalConfig
+
     return {
         "audiovisual_nav": AudioVisualNavConfig(),
         "modality_probe": ModalityProbeConfig(),
@@ -116,6 +120,10 @@ class DemoConfig:
     """Show a progress bar while training."""
     bench_runs: int = 5000
     """Timed calls per latency measurement of the exported file (sensorium bench)."""
+    runtime_hz: float = 100.0
+    """Rate of the runtime's loop on the sim source."""
+    runtime_seconds: float = 5.0
+    """How long the runtime drives the exported file on the sim source."""
     out_dir: str = "reports/demo"
     """Where the run, the videos and the JSON report go."""
 
@@ -249,6 +257,13 @@ def bench_config() -> type:
     return BenchSettings
 
 
+def run_config() -> type:
+    """``sensorium run`` (and ``sensorium record``): the robot runtime's settings."""
+    from deploy.run_settings import RunCommandSettings
+
+    return RunCommandSettings
+
+
 def train_config() -> type:
     """``sensorium train``'s primary config: the run settings plus the model groups."""
     from dataclasses import make_dataclass
@@ -277,6 +292,8 @@ PRIMARY: dict[str, tuple[Any, tuple[str, ...]]] = {
     "eval": (EvalConfig, ()),
     "export": (export_config, ()),
     "bench": (bench_config, ()),
+    "run": (run_config, ()),
+    "record": (run_config, ()),
 }
 
 

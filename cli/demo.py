@@ -2,10 +2,11 @@
 
 Train a PPO policy on the fused senses of AudioVisualNav for a bounded time,
 evaluate it on episodes it never saw, export it to ONNX (proven against
-torch), benchmark the file's latency, and print it next to reference
+torch), benchmark the file's latency, drive it with the torch-free runtime
+on the sim source for a few seconds, and print it next to reference
 policies: the privileged expert and two single-sense scripted probes
-(hearing only, seeing only). Videos of the
-trained policy and of the expert, and a JSON report, go to ``out_dir``.
+(hearing only, seeing only). Videos of the trained policy and of the expert,
+and the JSON reports, go to ``out_dir``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,17 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
     return run_training(setup, run_dir)
 
 
+def run_on_sim(model: str, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """The exported file driven by the torch-free runtime on the sim source for a while."""
+    from deploy.launch import run as run_loop
+    from deploy.run_settings import RunCommandSettings
+
+    settings = RunCommandSettings(model=model, source="sim", hz=cfg.runtime_hz,
+                                  duration=cfg.runtime_seconds, status=False,
+                                  out=str(out_dir / "runtime.json"))
+    return run_loop(settings, print_fn=lambda *a: None)
+
+
 def run(cfg: DictConfig) -> None:
     from agent.trained import load_trained
     from cli.train_cmd import export_summary
@@ -91,6 +103,7 @@ def run(cfg: DictConfig) -> None:
     exported = export_run(out_dir / "run")
     latency = bench(BenchSettings(model=exported["model"], run=str(out_dir / "run"),
                                   runs=cfg.bench_runs, out=str(out_dir / "bench.json")))
+    runtime = run_on_sim(exported["model"], cfg, out_dir)
     trained_video = trained.video(out_dir / "trained.mp4", episodes=2)
     expert_video = record_video(env_cfg, out_dir / "expert.mp4", episodes=2, seed=cfg.seed,
                                 still=out_dir / "expert.png")
@@ -104,10 +117,17 @@ def run(cfg: DictConfig) -> None:
     print(f"\nlatency of {exported['model']} on this machine (sensorium bench, us):")
     print(table(latency))
     write_report(latency, str(out_dir / "bench.json"))
+    tel = runtime["telemetry"]
+    lat = tel["latency_us"]
+    print(f"\nthe file on the robot runtime (sensorium run source=sim hz={cfg.runtime_hz:g}, "
+          f"{cfg.runtime_seconds:g} s): {tel['ticks']:,} ticks, {tel['deadline_misses']} deadline "
+          f"misses, tick p50 {lat['p50']:.0f} / p99 {lat['p99']:.0f} / max {lat['max']:.0f} us, "
+          f"safe actions {tel['safe_actions']['total']}, episodes {runtime['episodes']}")
     report = {"env": env_cfg, "episodes": cfg.episodes, "seed": cfg.seed, "policies": rows,
               "training": summary, "onnx": {k: v for k, v in exported.items()
                                             if k != "per_pattern"},
               "latency": {k: latency[k] for k in ("onnxruntime", "floor_us", "floors")},
+              "runtime": {k: runtime[k] for k in ("telemetry", "episodes", "report")},
               "videos": {
                   "trained": trained_video["video"], "expert": expert_video["video"]}}
     print(f"videos: {trained_video['video']}, {expert_video['video']}")
