@@ -149,11 +149,20 @@ def quantize_int8(fp32_path: Path, trained: Any, rollout: Rollout,
     names, hidden = trained.obs_spec.names, trained.policy.hidden_size
     n = rollout.steps * rollout.worlds
     cut = min(settings.calibration, n // 2)  # calibrate on the first part, compare on the rest
-    calib = _feeds(rollout, names, hidden, 0, cut, mixed=True, seed=settings.seed)
+    if settings.calibration_file:
+        from deploy.export.rollouts import rollout_from_recording
+
+        recorded = rollout_from_recording(settings.calibration_file, trained.obs_spec, hidden)
+        calib = _feeds(recorded, names, hidden, 0, settings.calibration, mixed=True,
+                       seed=settings.seed)
+        cut = 0  # the policy's own rollout is all held out for the comparison
+    else:
+        calib = _feeds(rollout, names, hidden, 0, cut, mixed=True, seed=settings.seed)
     keep_float = quantize_file(fp32_path, tmp, calib)
     fp32_props = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
     quant = {"format": "QDQ", "activations": "int8", "weights": "int8 per-channel",
              "calibration_observations": sum(len(f[names[0]]) for f in calib),
+             "calibration_source": settings.calibration_file or "the policy's rollouts",
              "float_nodes": len(keep_float)}
     fp32_props[PREFIX + "quantization"] = json.dumps(quant)
     write_metadata(tmp, fp32_props)

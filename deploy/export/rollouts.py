@@ -89,3 +89,31 @@ def record_rollout(policy: nn.Module, sample: nn.Module, obs_spec: ObsSpec,
     finally:
         torch.set_rng_state(torch_state)
         env.close()
+
+
+def rollout_from_recording(path: str, spec: ObsSpec, hidden: int) -> Rollout:
+    """The observations a recorded run fed its model, tick by tick, as a (T, 1, ...) rollout.
+
+    A modality absent at a tick is zeros there (the presence patterns of the
+    calibration switch modalities off anyway); recurrent states are zeros.
+    """
+    from deploy.record import RecordingError, read_recording
+
+    rec = read_recording(path)
+    missing = [n for n in spec.names if n not in rec.spec]
+    if missing:
+        raise RecordingError(f"calibration recording {path} has no {missing}; record a run of "
+                             "a model with the same modalities")
+    if not rec.ticks:
+        raise RecordingError(f"calibration recording {path} has no tick records; record it "
+                             "with `sensorium run ... record=FILE.mcap`")
+    by_seq = {n: rec.sample_by_seq(n) for n in spec.names}
+    obs: dict[str, list[np.ndarray]] = {n: [] for n in spec.names}
+    for tick in rec.ticks:
+        for m in spec:
+            s = by_seq[m.name].get(tick["seq"].get(m.name))
+            obs[m.name].append(s.data if s is not None else np.zeros(m.shape, m.dtype))
+    t = len(rec.ticks)
+    return Rollout({n: np.stack(v)[:, None] for n, v in obs.items()},
+                   np.zeros((t, 1, hidden), np.float32) if hidden else None,
+                   np.zeros((t, 1), bool))

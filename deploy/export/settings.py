@@ -29,6 +29,9 @@ class ExportSettings:
     """Seed of the rollouts that give the observations (and int8 calibration)."""
     calibration: int = 512
     """int8: observations to calibrate the activation ranges on."""
+    calibration_file: str = ""
+    """int8: calibrate on a recording (sensorium run ... record=FILE.mcap) instead of the
+    policy's simulated rollouts: the robot's own sensors."""
     eval_episodes: int = 200
     """int8: closed-loop episodes each of fp32 and int8 in onnxruntime (unseen worlds)."""
     max_success_drop: float = 0.02

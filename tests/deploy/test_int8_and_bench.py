@@ -108,3 +108,22 @@ def test_the_embedded_matmul_graph_is_what_onnx_writes() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     assert model.SerializeToString() == MATMUL_ONNX
+
+
+def test_a_recording_can_be_the_int8_calibration_data(tiny_runs, exported_tiny,
+                                                      tmp_path: Path) -> None:
+    from deploy.launch import run
+    from deploy.loop import RealtimeSettings
+    from deploy.run_settings import RunCommandSettings
+
+    rec = tmp_path / "robot.mcap"
+    run(RunCommandSettings(model=str(exported_tiny), source="sim", hz=50, duration=1.5,
+                           record=str(rec), status=False, out=str(tmp_path / "r.json"),
+                           rt=RealtimeSettings(gc_freeze=False)), print_fn=lambda *a: None)
+    report = export_run(tiny_runs("concat"), {"out": str(tmp_path / "m.onnx"),
+                                              "quantize": "int8", "calibration_file": str(rec),
+                                              **FAST})
+    quant = report["int8"]["quantization"]
+    assert quant["calibration_source"] == str(rec)
+    assert 0 < quant["calibration_observations"] <= FAST["calibration"]
+    assert report["int8"]["observations"] == report["observations"]  # all held out
