@@ -174,15 +174,20 @@ class DAggerConfig(ImitationSettings):
 class Teacher(Protocol):
     """Labels the current state of every world with the action to imitate."""
 
-    def actions(self, obs: Mapping[str, np.ndarray]) -> Tensor:
-        """Actions for the worlds' current state (call before stepping)."""
+    def actions(self, obs: Mapping[str, np.ndarray],
+                absent: Mapping[str, np.ndarray] | None = None) -> Tensor:
+        """Actions for the worlds' current state (call before stepping); `absent`: per
+        modality, the worlds whose student lacks it all episode."""
 
     def episode_ends(self, done: np.ndarray) -> None:
         """Forget the memory of worlds whose episode just ended."""
 
 
 class ExpertTeacher:
-    """The env's privileged expert: ``env.expert_actions()``."""
+    """The env's privileged expert: ``env.expert_actions()``, or, for worlds whose student
+    lacks a sense all episode, ``env.expert_actions_without(absent)``: a teacher whose
+    actions the student can learn from what it senses (AudioVisualNav without hearing:
+    walk to the nearest object and stop, not the shortest path to an unheard goal)."""
 
     def __init__(self, env: Any, device: torch.device) -> None:
         fn = getattr(type(env), "expert_actions", None)
@@ -195,7 +200,13 @@ class ExpertTeacher:
                 "trained run's folder instead")
         self.env, self.device = env, device
 
-    def actions(self, obs: Mapping[str, np.ndarray]) -> Tensor:
+    def actions(self, obs: Mapping[str, np.ndarray],
+                absent: Mapping[str, np.ndarray] | None = None) -> Tensor:
+        without = getattr(self.env, "expert_actions_without", None)
+        if without is not None and absent is not None and any(np.any(v) for v in
+                                                                absent.values()):
+            return torch.as_tensor(without(dict(absent)),
+                                   device=self.device)
         return torch.as_tensor(self.env.expert_actions(), device=self.device)
 
     def episode_ends(self, done: np.ndarray) -> None:
@@ -231,7 +242,9 @@ class PolicyTeacher:
         self.h = trained.policy.trunk.initial_state(num_envs)
 
     @torch.no_grad()
-    def actions(self, obs: Mapping[str, np.ndarray]) -> Tensor:
+    def actions(self, obs: Mapping[str, np.ndarray],
+                absent: Mapping[str, np.ndarray] | None = None) -> Tensor:
+        # the teacher sees every sense; what the student lacks does not change its labels
         action, _, self.h = self.policy(to_torch(obs, self.device), self.h)
         return action
 

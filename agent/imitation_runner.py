@@ -73,7 +73,8 @@ class ImitationRunner:
         self.mix_generator = torch.Generator().manual_seed(seed + 1)
         torch.manual_seed(seed)  # weights made: each rank now samples actions of its own
         self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
-                                            self.run.modality_dropout, parts.randomizer, seed + 2)
+                                            self.run.modality_dropout, parts.randomizer, seed + 2,
+                                            self.run.episode_dropout)
         self.env_seed = seed
         self.iteration = 0  # epochs (BC) or rounds (DAgger) done
         self.env_steps = 0
@@ -168,6 +169,7 @@ class ImitationRunner:
         n = self.env.num_envs
         self.h = self.policy.initial_state(n)
         self.teacher.episode_ends(np.ones(n, bool))
+        self.pipeline.new_episodes(np.ones(n, bool))
         self.starts = torch.ones(n, dtype=torch.bool, device=self.device)
         self.ret[:], self.length[:] = 0.0, 0
         self._fresh = True
@@ -188,7 +190,7 @@ class ImitationRunner:
             x = self.pipeline(self.obs, train=True)
             if update_normalizers:
                 self.policy.trunk.update_normalizers(x, frontend_done=True)
-            labels = self.teacher.actions(self.obs)
+            labels = self.teacher.actions(self.obs, self.pipeline.episode_absent())
             priv = (torch.as_tensor(self.env.privileged_state(), device=self.device)
                     if self.policy.privileged_dim else None)
             if data is not None:
@@ -213,6 +215,7 @@ class ImitationRunner:
             self.length += 1
             if done.any():
                 self._record_episodes(done, info)
+                self.pipeline.new_episodes(done)
                 self.teacher.episode_ends(done)
                 if self.h is not None:
                     self.h[done_t] = 0.0

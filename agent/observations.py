@@ -39,9 +39,11 @@ class ObservationPipeline:
 
     def __init__(self, obs_spec: ObsSpec, policy: ActorCritic, device: torch.device,
                  modality_dropout: float = 0.0, randomizer: RandomizerConfig | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, episode_dropout: float = 0.0) -> None:
         self.policy, self.device = policy, device
         self.names = obs_spec.names
+        self.episode_p = episode_dropout
+        self._episode_off: Tensor | None = None  # (worlds, modalities): off this episode
         self.dropout = (ModalityDropout(self.names, p=modality_dropout, min_present=1)
                         if modality_dropout > 0 else None)
         self.randomizer = (ObservationRandomizer(obs_spec, randomizer).train()
@@ -58,12 +60,46 @@ class ObservationPipeline:
             key = presence_key(n)
             if key not in x:
                 x[key] = torch.ones(x[n].shape[0], dtype=torch.bool, device=self.device)
+        off = self._episode_off
+        if train and off is not None and off.shape[0] == x[self.names[0]].shape[0]:
+            for j, n in enumerate(self.names):
+                key = presence_key(n)
+                x[key] = x[key] & ~off[:, j]
         if train and self.dropout is not None:
             x = self.dropout.train().apply(x, generator=self.generator)
         if train and self.randomizer is not None:
             x = self.randomizer(x, generator=self.generator)
         with torch.no_grad():
             return self.policy.frontend(x)
+
+    def new_episodes(self, started: np.ndarray) -> None:
+        """Draw, for each world whose episode starts, the modalities it lacks all episode.
+
+        A sensor that is missing on a robot is missing for the whole run: per-step
+        dropout alone never shows the policy the states it reaches without it (a
+        policy without depth bumps into walls it never bumped into in training).
+        Each modality is off with probability `episode_dropout`; one always stays.
+        """
+        if self.episode_p <= 0:
+            return
+        started = np.asarray(started, bool)
+        n, m = len(started), len(self.names)
+        if self._episode_off is None or self._episode_off.shape[0] != n:
+            self._episode_off = torch.zeros(n, m, dtype=torch.bool, device=self.device)
+        draw = torch.rand(n, m, generator=self.generator) < self.episode_p
+        every = draw.all(dim=1)
+        if every.any():  # never all of them: keep one at random
+            keep = torch.randint(0, m, (n,), generator=self.generator)
+            draw[every, keep[every]] = False
+        rows = torch.as_tensor(started)
+        self._episode_off[rows.to(self.device)] = draw[rows].to(self.device)
+
+    def episode_absent(self) -> dict[str, np.ndarray] | None:
+        """Per modality, the worlds whose current episode lacks it (None: no episode dropout)."""
+        if self._episode_off is None:
+            return None
+        off = self._episode_off.cpu().numpy()
+        return {n: off[:, j] for j, n in enumerate(self.names)}
 
     def stack_final(self, final_obs: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The ``final_obs`` of worlds `rows` (SAME_STEP autoreset) as one batch."""

@@ -27,7 +27,7 @@ from agent.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from agent.config import RunSettings
+from agent.config import ROBUST_RANDOMIZER, RunSettings
 from agent.distributed import DistInfo, all_mean, average_buffers, broadcast_module
 from agent.evaluate import evaluate_on_new_worlds
 from agent.logger import RunLogger
@@ -94,7 +94,9 @@ def build_run_parts(setup: TrainSetup, who: str) -> RunParts:
                           " (AudioVisualNav has one)")
     policy = ActorCritic(obs_spec, action_spec, setup.model, setup.fusion, policy_cfg,
                          env_priv if policy_cfg.privileged_critic else 0).to(device)
-    randomizer = (config_from_kwargs(RandomizerConfig, run.randomizer or {}, "randomizer")
+    randomizer = (config_from_kwargs(RandomizerConfig,
+                                     {**ROBUST_RANDOMIZER, **(run.randomizer or {})},
+                                     "randomizer")
                   if run.randomize else None)
     return RunParts(device, env, env_spec, obs_spec, action_spec, env_priv, policy, randomizer)
 
@@ -135,6 +137,8 @@ class OnPolicyRunner:
         self.privileged_dim = (parts.env_privileged_dim
                                if (priv_dim or self.agent_cfg.aux_privileged_coef) else 0)
         self._check_batching()
+        if self.run.init and not self.run.resume:
+            self._init_from(Path(self.run.init))
         broadcast_module(self.policy, self.dist)
         self.alg = PPO(self.policy, self.agent_cfg, self.device, self.dist, self.privileged_dim)
         self.alg.generator.manual_seed(seed)
@@ -142,12 +146,23 @@ class OnPolicyRunner:
         if self.run.compile:
             self.alg.compile()
         self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
-                                            self.run.modality_dropout, parts.randomizer, seed)
+                                            self.run.modality_dropout, parts.randomizer, seed,
+                                            self.run.episode_dropout)
         self.env_seed = seed
         self.iteration = 0
         self.env_steps = 0
         self.meta = {"config": setup.to_dict(), "obs_spec": self.obs_spec.to_json(),
                      "action_spec": self.action_spec.to_json(), "privileged_dim": priv_dim}
+
+    def _init_from(self, run_dir: Path) -> None:
+        """The policy's weights (and normalisers) from another run's last checkpoint."""
+        if not (run_dir / "checkpoints").is_dir():
+            raise ConfigError(f"init={run_dir}: no checkpoints there; name a finished run "
+                              "(e.g. init=runs/<a dagger run>)")
+        expect = {"obs_spec": self.obs_spec.to_json(), "action_spec": self.action_spec.to_json()}
+        loaded = load_checkpoint(run_dir / "checkpoints", {"policy": self.policy}, expect,
+                                 map_location=self.device, strict=False)
+        self.init_step = loaded.step
 
     def _check_batching(self) -> None:
         """Refuse minibatch settings that could only fail after the first rollout."""
@@ -215,8 +230,9 @@ class OnPolicyRunner:
                            return_key="episode_return", success_key="episode_success")
         n = self.env.num_envs
         obs, _ = self.env.reset(seed=self.env_seed)
+        self.pipeline.new_episodes(np.ones(self.env.num_envs, bool))
         x = self.pipeline(obs, train=True)
-        if self.iteration == 0:
+        if self.iteration == 0 and not self.run.init:
             self.policy.trunk.update_normalizers(x, frontend_done=True)
         priv = self._privileged()
         self.alg.init_storage(n, x, priv.shape[1] if priv is not None else 0)
@@ -261,6 +277,7 @@ class OnPolicyRunner:
                     if done.any():
                         self._record_episodes(done, info, ret, length, recent)
                         ret[done], length[done] = 0.0, 0
+                        self.pipeline.new_episodes(done)
                         if h_new is not None:
                             h_new[done_t] = 0.0
                     h, starts = h_new, done_t

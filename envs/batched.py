@@ -79,6 +79,11 @@ class BatchedEnv(VectorEnv):
         """The privileged expert's action for every world, shape (num_envs,)."""
         raise NotImplementedError
 
+    def expert_actions_without(self, absent: dict[str, np.ndarray]) -> np.ndarray:
+        """The expert for a student lacking, per world, the senses `absent` marks (name ->
+        (N,) bool) for the whole episode; by default the expert needs none of them."""
+        return self.expert_actions()
+
     @staticmethod
     def final_infos(
         done: np.ndarray, final_obs: dict[str, np.ndarray], final_info: dict[str, np.ndarray]

@@ -93,6 +93,10 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         self._init_spaces(num_envs, spec, actions)
         self.autoreset = autoreset
         self.worlds = W.Worlds(cfg, self.num_envs)
+        # expert_actions_without: per world, the field to the object it walks to, and the
+        # episode (its start distance) that field was chosen for
+        self._walk_field = np.zeros_like(self.worlds.dist)
+        self._walk_start = np.full(self.num_envs, -1.0)
         self._dry, self._muffled, self._n_goal_sounds = make_sound_bank(cfg.sample_rate)
         self._noise = make_noise_table(cfg.sample_rate)
         self._turn = math.radians(cfg.turn_deg)
@@ -204,6 +208,41 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         W.expert_worlds(w.grid, w.dist, w.pos, w.heading, cfg.forward_m, self._turn,
                         cfg.headings, cfg.agent_radius_m, cfg.success_radius_m - 0.05, out)
         return out
+
+    def expert_actions_without(self, absent: dict[str, np.ndarray]) -> np.ndarray:
+        """The expert for a student that lacks, in some worlds, a sense all episode.
+
+        `absent` maps modality names to (N,) bools. Without ``audio`` the goal is
+        unknowable (it looks like the other objects), so the shortest path to it is
+        an action no such student can learn; what it can do is walk to the nearest
+        object and stop there (right with chance 1 / objects). Those worlds get that
+        walk; the others, and worlds lacking another sense, the privileged expert.
+        """
+        out = self.expert_actions()
+        deaf = absent.get("audio")
+        if deaf is None or not np.any(deaf):
+            return out
+        cfg, w = self.cfg, self.worlds
+        rows = np.flatnonzero(deaf)
+        for i in rows:
+            if self._walk_start[i] != w.start_geo[i] or w.steps[i] == 0:
+                self._aim_at_nearest_object(int(i))
+        sub = np.empty(len(rows), np.int64)
+        W.expert_worlds(w.grid[rows], self._walk_field[rows], w.pos[rows], w.heading[rows],
+                        cfg.forward_m, self._turn, cfg.headings, cfg.agent_radius_m,
+                        cfg.success_radius_m - 0.05, sub)
+        out[rows] = sub
+        return out
+
+    def _aim_at_nearest_object(self, i: int) -> None:
+        """World i's walk field: geodesic to the object nearest the agent now."""
+        w = self.worlds
+        here = np.empty_like(w.dist[i])
+        distance_field(w.free[i], w.pos[i, 0], w.pos[i, 1], here)
+        reach = [geodesic_at(here, x, y) for x, y in w.obj_pos[i]]
+        j = int(np.argmin(reach))
+        distance_field(w.free[i], w.obj_pos[i, j, 0], w.obj_pos[i, j, 1], self._walk_field[i])
+        self._walk_start[i] = w.start_geo[i]
 
     def recompute(self, world: int) -> None:
         """Redo world `world`'s free space and geodesic fields after editing its grid or

@@ -20,6 +20,10 @@ class AudioEncoderConfig:
 
     log_mel: LogMelConfig = field(default_factory=LogMelConfig)
     """The spectral front-end (inside the exported graph)."""
+    gain_invariant: bool = True
+    """Subtract each window's mean log-mel (over ears, frames and bands): a microphone with
+    another gain shifts every log-mel bin by the same constant, which this removes (up to
+    the log offset's floor); level differences between ears and bands stay."""
     channels: int = 32
     """Output channels of the conv over time (its input: every channel's mel bands)."""
     out_dim: int = 64
@@ -43,6 +47,7 @@ class AudioEncoder(Encoder):
         super().__init__(spec)
         channels, samples = spec.shape
         self.log_mel = LogMel(int(spec.sample_rate), cfg.log_mel)
+        self.gain_invariant = cfg.gain_invariant
         _, frames, mels = self.log_mel.out_shape(channels, samples)
         self.norm = RunningNorm((mels,))
         self.conv = nn.Sequential(
@@ -54,16 +59,20 @@ class AudioEncoder(Encoder):
         self.out_dim = cfg.out_dim
 
     def frontend(self, x: Tensor) -> Tensor:
-        """(B, C, frames, mels) log-mel: parameter-free, the costly part (a DFT)."""
-        return self.log_mel(x)
+        """(B, C, frames, mels) log-mel (minus its mean if gain-invariant): parameter-free,
+        the costly part (a DFT)."""
+        z = self.log_mel(x)
+        if self.gain_invariant:
+            z = z - z.mean(dim=(1, 2, 3), keepdim=True)
+        return z
 
     def from_frontend(self, z: Tensor) -> Tensor:
         m = self.norm(z).transpose(2, 3).reshape(-1, self._bands, self._frames)
         return self.head(self.conv(m))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.from_frontend(self.log_mel(x))
+        return self.from_frontend(self.frontend(x))
 
     def update_normalizer(self, x: Tensor, frontend_done: bool = False) -> None:
-        m = x if frontend_done else self.log_mel(x)
+        m = x if frontend_done else self.frontend(x)
         self.norm.update(m.reshape(-1, m.shape[-1]))

@@ -85,7 +85,8 @@ def check_run_folder(run_dir: Path, env_steps: int, iterations: int) -> dict[str
 def bc_run(tmp_path_factory) -> tuple[Path, ImitationRunner]:
     """BC from the expert: 320 env-steps, 6 epochs of 10 minibatches, a checkpoint every 2."""
     run_dir = tmp_path_factory.mktemp("bc") / "run"
-    return run_dir, train(run_dir, BC, checkpoint_every=2, eval_every=3)
+    # every sense in every episode: the collection runs the privileged expert throughout
+    return run_dir, train(run_dir, BC, checkpoint_every=2, eval_every=3, episode_dropout=0.0)
 
 
 # -- smoke runs ------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def test_bc_checkpoint_loads_with_load_trained_and_evaluates(bc_run) -> None:
 
 def test_dagger_beta_decays_and_the_aggregate_grows_to_its_bound(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    runner = train(run_dir, DAGGER, checkpoint_every=2)
+    runner = train(run_dir, DAGGER, checkpoint_every=2, episode_dropout=0.0)
     check_run_folder(run_dir, 5 * 64, 5)
     rows = training_rows(run_dir)
     assert [r["step"] for r in rows] == [64, 128, 192, 256, 320]
@@ -156,8 +157,9 @@ def replay_labels(runner: ImitationRunner) -> list[bool]:
 def test_dagger_executes_the_teacher_with_probability_beta(tmp_path: Path) -> None:
     """beta 1: the labelled actions are the executed ones; beta 0: the student drives."""
     agent = {**DAGGER, "rounds": 1, "sample_student": False}
-    assert all(replay_labels(train(tmp_path / "teacher", {**agent, "beta_start": 1.0})))
-    same = replay_labels(train(tmp_path / "student", {**agent, "beta_start": 0.0}))
+    raw = {"randomize": False, "episode_dropout": 0.0}  # stored frames = what the worlds show
+    assert all(replay_labels(train(tmp_path / "teacher", {**agent, "beta_start": 1.0}, **raw)))
+    same = replay_labels(train(tmp_path / "student", {**agent, "beta_start": 0.0}, **raw))
     assert same[0] and not all(same)
 
 

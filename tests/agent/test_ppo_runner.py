@@ -178,6 +178,10 @@ CARTPOLE = {"id": "sensorium/Multimodal-v0", "env_id": "CartPole-v1", "image_siz
             "env_kwargs": {"max_episode_steps": 12}}
 
 
+#: no randomizers or dropout: what the run stored is what a replay of its worlds shows
+RAW_OBSERVATIONS = {"randomize": False, "modality_dropout": 0.0, "episode_dropout": 0.0}
+
+
 @pytest.mark.parametrize("env,num_envs", [
     ({**AVN, "max_steps": 4}, NUM_ENVS),
     ({**REACHER, "env_kwargs": {"max_episode_steps": 4}}, NUM_ENVS),
@@ -191,8 +195,8 @@ def test_truncations_bootstrap_gamma_times_the_value_of_the_final_obs(tmp_path: 
     where the world ended (terminated, even if also truncated) it is r."""
     gamma = 0.9
     runner = OnPolicyRunner(make_setup(env=env, agent={"gamma": gamma}, num_envs=num_envs,
-                                       total_steps=16 * num_envs, tensorboard=False),
-                            tmp_path / "run")
+                                       total_steps=16 * num_envs, tensorboard=False,
+                                       **RAW_OBSERVATIONS), tmp_path / "run")
     acting = keep_acting_policy(runner)
     runner.learn()
     policy = policy_with(runner, acting[0])

@@ -1,0 +1,164 @@
+"""What training does by default so that a policy survives real sensors: whole-episode and
+per-step modality dropout, randomizers over real devices' ranges, gain-invariant audio
+features; and PPO fine-tuning that starts from another run's policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.config import ROBUST_RANDOMIZER, RunSettings
+from agent.observations import ObservationPipeline
+from agent.policy import ActorCritic
+from agent.runner import OnPolicyRunner, action_spec_of
+from envs.factory import make_vector_env, obs_spec_of
+from perception.augment.randomizers import (
+    BANK_FROM,
+    ImageJitterNoise,
+    LevelNoise,
+    ObservationRandomizer,
+    RandomizerConfig,
+    _normal,
+)
+from perception.encoders.audio import AudioEncoder, AudioEncoderConfig
+from perception.settings import ConfigError
+from perception.spec import ModalitySpec, presence_key
+from tests.agent.test_ppo_runner import AVN, make_setup
+
+
+def test_training_defaults_are_the_real_sensor_ones() -> None:
+    run = RunSettings()
+    assert run.randomize and run.modality_dropout == 0.1 and run.episode_dropout == 0.15
+    cfg = RandomizerConfig(**ROBUST_RANDOMIZER)
+    assert cfg.audio_gain_db >= 6.0  # x0.5 .. x2
+    assert cfg.audio_noise_max >= 0.01 and cfg.image_noise >= 10
+    assert AudioEncoderConfig().gain_invariant
+
+
+def _pipeline(episode_dropout: float, worlds: int = 64) -> tuple[ObservationPipeline, dict]:
+    env = make_vector_env(AVN, worlds)
+    obs, _ = env.reset(seed=0)
+    spec = obs_spec_of(env)
+    env.close()
+    policy = ActorCritic(spec, action_spec_of(env))
+    return ObservationPipeline(spec, policy, torch.device("cpu"), 0.0, None, seed=3,
+                               episode_dropout=episode_dropout), obs
+
+
+def test_episode_dropout_keeps_a_modality_off_for_the_whole_episode() -> None:
+    pipe, obs = _pipeline(0.3)
+    pipe.new_episodes(np.ones(64, bool))
+    flags = lambda x: torch.stack([x[presence_key(n)] for n in pipe.names], 1)  # noqa: E731
+    first = flags(pipe(obs, train=True))
+    assert (~first).any() and first.any(dim=1).all()  # some off, never all of a world's
+    off = (~first).float().mean().item()
+    assert 0.15 < off < 0.45
+    again = flags(pipe(obs, train=True))
+    torch.testing.assert_close(first, again)  # the same worlds lack the same sensors
+    ended = np.zeros(64, bool)
+    ended[:32] = True
+    pipe.new_episodes(ended)
+    third = flags(pipe(obs, train=True))
+    torch.testing.assert_close(third[32:], first[32:])  # episodes still running: unchanged
+    assert not torch.equal(third[:32], first[:32])
+    assert flags(pipe(obs, train=False)).all()  # evaluation sees every sensor
+    none, _ = _pipeline(0.0)
+    none.new_episodes(np.ones(64, bool))
+    assert flags(none(obs, train=True)).all()
+
+
+def test_the_audio_features_do_not_change_with_the_microphone_gain() -> None:
+    spec = ModalitySpec("audio", "audio", (2, 1600), "float32", 10.0, -1, 1, sample_rate=16000)
+    t = torch.arange(1600) / 16000
+    wave = torch.stack([0.2 * torch.sin(2 * torch.pi * 440 * t),
+                        0.1 * torch.sin(2 * torch.pi * 440 * t)])[None]
+    # a noise floor above log-mel's eps (bins at the eps floor do not scale with the gain)
+    wave = wave + 0.05 * torch.randn(1, 2, 1600, generator=torch.Generator().manual_seed(0))
+    inv = AudioEncoder(spec, AudioEncoderConfig())
+    raw = AudioEncoder(spec, AudioEncoderConfig(gain_invariant=False))
+    for gain in (0.5, 2.0):
+        moved = (raw.frontend(wave * gain) - raw.frontend(wave)).abs().mean()
+        kept = (inv.frontend(wave * gain) - inv.frontend(wave)).abs().mean()
+        assert moved > 1.0 and kept < 0.05 * moved
+    # the level difference between the ears stays: 6 dB (x4 in power) in the tone's band
+    z = inv.frontend(wave)[0]
+    band = z[0].mean(dim=0).argmax()
+    assert (z[0, :, band] - z[1, :, band]).mean() > 1.0
+
+
+def test_level_noise_draws_a_noise_level_per_sample() -> None:
+    x = torch.full((8, 64, 64, 3), 128, dtype=torch.uint8)
+    y = LevelNoise(12.0, 0.0, 255.0).forward_in(x, torch.Generator().manual_seed(0))
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    stds = (y.float() - 128).flatten(1).std(dim=1)
+    assert stds.max() < 13 and stds.max() - stds.min() > 2  # levels differ between samples
+    both = ImageJitterNoise(None, LevelNoise(12.0, 0.0, 255.0))
+    z = both.forward_in(x, torch.Generator().manual_seed(0))
+    assert z.dtype == torch.uint8 and (z != 128).any()
+
+
+def test_large_noise_draws_come_from_the_bank_and_repeat_under_a_seed() -> None:
+    like = torch.zeros(1)
+    a = _normal((BANK_FROM * 2,), like, torch.Generator().manual_seed(1))
+    b = _normal((BANK_FROM * 2,), like, torch.Generator().manual_seed(1))
+    c = _normal((BANK_FROM * 2,), like, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    assert abs(a.mean().item()) < 0.02 and abs(a.std().item() - 1) < 0.02
+
+
+def test_the_robust_randomizer_keeps_dtypes_and_absent_rows(tmp_path: Path) -> None:
+    env = make_vector_env(AVN, 8)
+    obs, _ = env.reset(seed=0)
+    spec = obs_spec_of(env)
+    env.close()
+    aug = ObservationRandomizer(spec, RandomizerConfig(**ROBUST_RANDOMIZER)).train()
+    x = {k: torch.as_tensor(v) for k, v in obs.items()}
+    x[presence_key("rgb")] = torch.tensor([True, False] * 4)
+    y = aug(x, generator=torch.Generator().manual_seed(0))
+    for m in spec:
+        assert y[m.name].dtype == x[m.name].dtype and y[m.name].shape == x[m.name].shape
+    assert not torch.equal(y["rgb"][0], x["rgb"][0])
+    torch.testing.assert_close(y["rgb"][1], x["rgb"][1])  # absent rows keep their data
+
+
+def test_ppo_starts_from_another_runs_policy(tmp_path: Path) -> None:
+    first = OnPolicyRunner(make_setup(total_steps=64), tmp_path / "a")
+    first.learn()
+    first.close()
+    second = OnPolicyRunner(make_setup(total_steps=64, init=str(tmp_path / "a")), tmp_path / "b")
+    for (name, p), q in zip(first.policy.state_dict().items(),
+                            second.policy.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+    second.close()
+    with pytest.raises(ConfigError, match="init=.*nowhere: no checkpoints there"):
+        OnPolicyRunner(make_setup(init=str(tmp_path / "nowhere")), tmp_path / "c")
+
+
+def test_a_deaf_student_is_taught_to_walk_to_the_nearest_object() -> None:
+    """Without hearing the goal is unknowable; the expert for such episodes walks to the
+    nearest object and stops: right about once in as many objects, never the privileged
+    path's 100 %."""
+    env = make_vector_env({"id": "sensorium/AudioVisualNav-v0"}, 32)  # the default world
+    try:
+        env.reset(seed=4)
+        deaf = np.zeros(32, bool)
+        deaf[:16] = True
+        first = env.expert_actions_without({"audio": deaf})
+        np.testing.assert_array_equal(first[16:], env.expert_actions()[16:])
+        np.testing.assert_array_equal(env.expert_actions_without({"depth": deaf}),
+                                      env.expert_actions())
+        success: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(300):
+            _, _, term, trunc, info = env.step(env.expert_actions_without({"audio": deaf}))
+            for i in np.flatnonzero(term | trunc):
+                success[bool(deaf[i])].append(float(info["final_info"]["success"][i]))
+        heard, unheard = np.mean(success[False]), np.mean(success[True])
+        objects = env.worlds.obj_pos.shape[1]
+        assert heard >= 0.98 and len(success[True]) >= 100
+        assert 0.5 / objects < unheard < 2.0 / objects  # chance of picking the goal
+    finally:
+        env.close()
