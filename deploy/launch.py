@@ -80,6 +80,12 @@ def build_sources(s: RunCommandSettings, model: Model
     return {n: given.get(n, "none") for n in spec.names}, [], None
 
 
+def _answered(sim: Any) -> None:
+    if not sim.wait_answer(30.0):
+        raise SourceError("sim.lockstep: the world did not answer an action within 30 s; "
+                          "see the sim source's last error in the report")
+
+
 def run(s: RunCommandSettings, print_fn: Any = print) -> dict[str, Any]:
     """Run the loop as `s` says; the report (also written to ``s.out`` with a PNG)."""
     model = Model(s.model, threads=s.threads)
@@ -95,15 +101,21 @@ def run(s: RunCommandSettings, print_fn: Any = print) -> dict[str, Any]:
     with runtime:
         print_fn(runtime.startup_report())
         t0 = time.perf_counter()
+        until = None
+        if s.source == "sim" and s.episodes:
+            def until() -> bool:
+                return len(special.episodes) >= s.episodes
+        elif s.source == "replay" and not lockstep:
+            until = special.finished.is_set
         if lockstep:
             runtime.loop.run_unpaced(len(special.ticks), special.set_tick)
+        elif s.source == "sim" and s.sim.lockstep:
+            end = None if not s.duration else time.monotonic() + s.duration
+            runtime.loop.run_unpaced(s.ticks or None, None,
+                                     lambda: (until is not None and until())
+                                     or (end is not None and time.monotonic() > end),
+                                     wait=lambda: _answered(special))
         else:
-            until = None
-            if s.source == "sim" and s.episodes:
-                def until() -> bool:
-                    return len(special.episodes) >= s.episodes
-            elif s.source == "replay":
-                until = special.finished.is_set
             runtime.run(s.duration or None, s.ticks or None, until, status=s.status)
         wall = time.perf_counter() - t0
     report = runtime.final_report

@@ -227,11 +227,22 @@ class ControlLoop:
         with contextlib.suppress(Exception):  # the real tick meets (and counts) the error
             self.bound.run()
 
-    def run_unpaced(self, ticks: int, before_tick: Callable[[int, float], None]
-                    ) -> dict[str, Any]:
-        """Tick `ticks` times as fast as possible; `before_tick(i, t)` aligns tick i to t."""
-        for i in range(ticks):
+    def run_unpaced(self, ticks: int | None,
+                    before_tick: Callable[[int, float], None] | None = None,
+                    until: Callable[[], bool] | None = None,
+                    wait: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Tick as fast as possible, `ticks` times (None: no limit) or until ``until()``.
+
+        `wait()` blocks before each tick (the sim's answer to the last action);
+        `before_tick(i, t)` aligns tick i to its time t (a replay's recorded tick).
+        """
+        i = 0
+        while (ticks is None or i < ticks) and not (until is not None and until()):
+            if wait is not None:
+                wait()
             t = now()
-            before_tick(i, t)
+            if before_tick is not None:
+                before_tick(i, t)
             self.tick(t, t_sync=t)
+            i += 1
         return self.telemetry.summary()

@@ -37,6 +37,10 @@ class SimSettings:
     """Per modality, Gaussian noise in its units (sim.noise.rgb=10, sim.noise.audio=0.01)."""
     seed: int = 12345
     """Seed of the world (12345: the evaluation worlds of ``sensorium eval``)."""
+    lockstep: bool = False
+    """Each tick waits for the world's answer to the last action, ticks unpaced (as fast as
+    the world steps): the policy judged as in evaluation, without the stale observations a
+    world stepped faster than its rate gives. Off: ticks paced at ``hz``, as on a robot."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,16 @@ class Source(ABC):
             self._latest[name] = sample
         self.stats.samples += 1
         return sample
+
+    def publish_all(self, data: Mapping[str, np.ndarray], t_capture: float) -> None:
+        """Make every modality of `data` newest at once (one sensing of several modalities:
+        a tick never sees one modality of this reading beside another of the last)."""
+        t_recv = now()
+        with self._lock:
+            for name, d in data.items():
+                self._latest[name] = Sample(d, t_capture, t_recv, self._seq[name])
+                self._seq[name] += 1
+        self.stats.samples += len(data)
 
     def note(self, text: str) -> None:
         """Say something once (it goes into the startup report and the telemetry)."""

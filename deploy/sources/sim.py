@@ -13,6 +13,12 @@ tick), a gain (an uncalibrated microphone), Gaussian noise in the
 modality's units (clipped to its bounds). Finished episodes' metrics
 (success, SPL, ...) are collected for reports.
 
+An observation's modalities are published at once (a tick never mixes two
+steps). In lockstep (:meth:`wait_answer` before each tick) the loop sees the
+answer to every action it sent, as the training and evaluation loops do;
+paced at a rate above the world's, a slow step leaves a tick with the last
+observation, and its action reaches the world one step late, as on a robot.
+
 Needs the ``sim`` extra (the worlds' JIT), not torch.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -126,7 +133,9 @@ class SimSource(Source):
         self.gain, self.noise = dict(gain or {}), dict(noise or {})
         self.start_timeout_s = start_timeout_s
         self.episodes: list[dict[str, float]] = []
-        self.steps = 0
+        self.steps = 0  # observations received (the reset's, then one per step)
+        self.sent = 0  # actions sent
+        self._answered = threading.Condition()
         self.process: Any = None
         self.conn: Any = None
         self.send_errors = 0
@@ -140,8 +149,14 @@ class SimSource(Source):
             return
         try:  # raw bytes: a pickle of an array costs ~10x more in the tick
             conn.send_bytes(np.ascontiguousarray(action, self._action_dtype).tobytes())
+            self.sent += 1
         except (OSError, ValueError, BrokenPipeError):
             self.send_errors += 1
+
+    def wait_answer(self, timeout_s: float = 10.0) -> bool:
+        """Block until the world has answered every action sent (False on the timeout)."""
+        with self._answered:
+            return self._answered.wait_for(lambda: self.steps > self.sent, timeout_s)
 
     def _open(self) -> None:
         from envs.factory import make_vector_env  # noqa: F401  (fails here without the extra)
@@ -165,6 +180,8 @@ class SimSource(Source):
                 raise SourceError(f"the sim process did not start within "
                                   f"{self.start_timeout_s:.0f} s")
         self.conn = parent
+        with self._answered:  # a new world: what the old one never answered is lost
+            self.sent = self.steps
         self._receive()
 
     def _receive(self) -> None:
@@ -172,11 +189,12 @@ class SimSource(Source):
         missing = [m.name for m in self.obs_spec if m.name not in obs and m.name not in self.off]
         if missing:
             raise SourceError(f"sim env {self.env_cfg.get('id')} has no modality {missing[0]!r}")
-        for name, data in obs.items():
-            self.publish(name, data, t)
+        self.publish_all(obs, t)
         if ended is not None:
             self.episodes.append(ended)
-        self.steps += 1
+        with self._answered:
+            self.steps += 1
+            self._answered.notify_all()
 
     def _read_loop(self) -> None:
         while not self._stopping.is_set():

@@ -22,7 +22,7 @@ from deploy.clock import now
 from deploy.loop import RealtimeSettings
 from deploy.model import Model
 from deploy.record import RecordingError, read_recording
-from deploy.run_settings import RunCommandSettings
+from deploy.run_settings import RunCommandSettings, SimSettings
 from deploy.runtime import Runtime
 from deploy.sources import CallbackSource, CameraSource, MicrophoneSource, SourceError
 from deploy.sources.base import Source
@@ -405,6 +405,31 @@ def test_sensorium_run_on_the_sim_writes_its_telemetry(exported_tiny: Path,
     assert (tmp_path / "r.png").exists()
     bad = sensorium("run", f"model={exported_tiny}", "sources.sonar=udp:1", cwd=tmp_path)
     assert bad.returncode != 0
+
+
+def test_sim_in_lockstep_judges_the_policy_as_evaluation_does(exported_tiny: Path,
+                                                              tmp_path: Path) -> None:
+    """Each tick sees the world's answer to the last action: the runtime's episodes are the
+    in-process evaluation's, to the number (same world seed, one world)."""
+    from deploy.export.closed_loop import evaluate_model
+    from deploy.launch import run, training_env
+
+    report = run(RunCommandSettings(model=str(exported_tiny), source="sim", episodes=3,
+                                    duration=0, status=False, out=str(tmp_path / "l.json"),
+                                    sim=SimSettings(seed=7, lockstep=True)),
+                 print_fn=lambda *a: None)
+    model = Model(exported_tiny)
+    expected = evaluate_model(model, training_env(model), 3, seed=7, num_envs=1)
+    got = report["episodes"]
+    assert got["episodes"] == 3
+    for key, ref in (("success", "success_rate"), ("spl", "spl"), ("collisions", "collisions"),
+                     ("episode_length", "mean_length")):
+        assert got[key] == pytest.approx(expected[ref], abs=1e-9), key
+    tel = report["telemetry"]
+    assert tel["ticks"] == round(3 * expected["mean_length"])  # one world step per tick
+    assert tel["safe_actions"]["total"] == 0
+    assert report["modalities"]["rgb"]["fresh"] == tel["ticks"]
+    assert report["modalities"]["rgb"]["age_ms"]["p50"] >= 0  # stamped before the tick
 
 
 def test_the_spec_imports_without_side_effects_or_torch() -> None:
