@@ -106,10 +106,21 @@ class DemoConfig:
     """Evaluation episodes of each policy."""
     seed: int = 0
     """Seed of the worlds and of training."""
-    minutes: float = 9.0
-    """Wall-clock training budget of the PPO policy."""
+    minutes: float = 20.0
+    """Wall-clock training budget, every phase counted (DAgger, then PPO for the rest)."""
+    route: str = "distill"
+    """'distill': DAgger from the privileged expert to a sensors-only student, then PPO
+    fine-tuning of the student; 'ppo': PPO from scratch for the whole budget."""
+    dagger_rounds: int = 6
+    """DAgger rounds of the first phase."""
+    dagger_steps: int = 16384
+    """Env-steps each DAgger round collects."""
+    finetune_lr: float = 1.5e-4
+    """PPO's learning rate when it fine-tunes the student (from scratch: PPO's default)."""
+    finetune_entropy: float = 0.003
+    """PPO's entropy bonus when it fine-tunes the student."""
     max_steps: int = 5_000_000
-    """Env-steps cap of that training (the minutes usually end it first)."""
+    """Env-steps cap of the PPO phase (the minutes usually end it first)."""
     train_envs: int = 128
     """Worlds stepped together while training."""
     fusion: str = DEFAULT_FUSION

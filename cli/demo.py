@@ -1,17 +1,20 @@
 """``sensorium demo``: the main job on the embedded default world.
 
-Train a PPO policy on the fused senses of AudioVisualNav for a bounded time,
-evaluate it on episodes it never saw, export it to ONNX (proven against
-torch), benchmark the file's latency, drive it with the torch-free runtime
-on the sim source for a few seconds, and print it next to reference
-policies: the privileged expert and two single-sense scripted probes
-(hearing only, seeing only). Videos of the trained policy and of the expert,
-and the JSON reports, go to ``out_dir``.
+Train a policy on the fused senses of AudioVisualNav for a bounded time (by
+default the teacher-student route: DAgger from the privileged expert to a
+sensors-only student, then PPO fine-tuning of the student), evaluate it on
+episodes it never saw, export it to ONNX (proven against torch), benchmark
+the file's latency, drive it with the torch-free runtime on the sim source
+for a few seconds, and print it next to reference policies: the privileged
+expert and two single-sense scripted probes (hearing only, seeing only).
+Videos of the trained policy and of the expert, and the JSON reports, go to
+``out_dir``.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +59,51 @@ def reference_policies(env_cfg: dict[str, Any], cfg: DictConfig) -> dict[str, di
 
 
 def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """PPO on the default model and fusion for ``cfg.minutes``; the run's summary."""
+    """The demo's policy within ``cfg.minutes``; the PPO phase's summary (+ ``route``).
+
+    ``route=distill``: DAgger from the env's privileged expert (a sensors-only
+    student; modality dropout and the sensor randomizers on its inputs), then PPO
+    fine-tuning of that student for the minutes left. ``route=ppo``: PPO from
+    scratch for all of them.
+    """
     from agent.config import RunSettings
     from agent.runner import TrainSetup
     from agent.training import run_training
 
+    if cfg.route not in ("distill", "ppo"):
+        raise SystemExit(f"sensorium demo: route={cfg.route!r}; use route=distill or route=ppo")
     if run_dir.exists():  # the demo's own run from a previous call
         shutil.rmtree(run_dir)
-    run = RunSettings(root=str(run_dir.parent), name=run_dir.name, num_envs=cfg.train_envs,
-                      total_steps=cfg.max_steps, max_minutes=cfg.minutes, seed=cfg.seed,
-                      compile=cfg.compile, progress=cfg.progress)
-    setup = TrainSetup(env=env_cfg, fusion={"method": cfg.fusion}, agent={"name": "ppo"},
-                       model={}, policy={}, run=run)
-    return run_training(setup, run_dir)
+    student = run_dir.parent / (run_dir.name + "_dagger")
+    if student.exists():
+        shutil.rmtree(student)
+    common = dict(root=str(run_dir.parent), num_envs=cfg.train_envs, seed=cfg.seed,
+                  progress=cfg.progress)
+    t0 = time.perf_counter()
+    phases: dict[str, Any] = {}
+    agent: dict[str, Any] = {"name": "ppo"}
+    init = ""
+    if cfg.route == "distill":
+        steps = cfg.dagger_rounds * cfg.dagger_steps
+        run = RunSettings(name=student.name, total_steps=steps, compile=False, **common)
+        dagger = {"name": "dagger", "rounds": cfg.dagger_rounds,
+                  "steps_per_round": cfg.dagger_steps}
+        phases["dagger"] = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion},
+                                                   agent=dagger, model={}, policy={}, run=run),
+                                        student)
+        phases["dagger"]["minutes"] = (time.perf_counter() - t0) / 60
+        agent.update(lr=cfg.finetune_lr, entropy_coef=cfg.finetune_entropy)
+        init = str(student)
+    left = max(cfg.minutes - (time.perf_counter() - t0) / 60, 0.05)
+    run = RunSettings(name=run_dir.name, total_steps=cfg.max_steps, max_minutes=left,
+                      compile=cfg.compile, init=init, **common)
+    t1 = time.perf_counter()
+    summary = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion}, agent=agent,
+                                      model={}, policy={}, run=run), run_dir)
+    phases["ppo"] = {**summary, "minutes": (time.perf_counter() - t1) / 60}
+    summary["route"] = {"name": cfg.route, "phases": phases,
+                        "minutes": (time.perf_counter() - t0) / 60}
+    return summary
 
 
 def run_on_sim(model: str, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -92,12 +127,18 @@ def run(cfg: DictConfig) -> None:
     env_cfg = env_dict(cfg)
     out_dir = Path(cfg.out_dir)
     rows = reference_policies(env_cfg, cfg)
-    print(f"training PPO ({cfg.fusion} fusion of every sense) for {cfg.minutes:g} minutes ...")
+    what = ("DAgger from the expert, then PPO fine-tuning" if cfg.route == "distill"
+            else "PPO from scratch")
+    print(f"training ({what}; {cfg.fusion} fusion of every sense) for {cfg.minutes:g} "
+          "minutes ...")
     summary = train_policy(env_cfg, cfg, out_dir / "run")
     trained = load_trained(out_dir / "run")
     result = trained.evaluate(cfg.episodes, num_envs=32)  # unseen worlds (another seed)
+    route = summary["route"]
+    dagger = route["phases"].get("dagger")
     name = (f"PPO, {cfg.fusion} fusion ({summary['env_steps'] / 1e6:.2f}M steps, "
-            f"{summary['train_seconds'] / 60:.1f} min)")
+            f"{route['minutes']:.1f} min" + (f", after {dagger['env_steps'] / 1e3:.0f}k DAgger "
+                                            "steps)" if dagger else ")"))
     rows = {name: {k: result[k] for k in ("success_rate", "spl", "collisions", "episodes")},
             **rows}
     exported = export_run(out_dir / "run")
@@ -108,11 +149,12 @@ def run(cfg: DictConfig) -> None:
     expert_video = record_video(env_cfg, out_dir / "expert.mp4", episodes=2, seed=cfg.seed,
                                 still=out_dir / "expert.png")
     print(f"\nAudioVisualNav, {cfg.episodes} evaluation episodes per policy")
-    print(f"{'policy':<52}{'success':>8}{'SPL':>7}{'collisions':>12}")
+    print(f"{'policy':<72}{'success':>8}{'SPL':>7}{'collisions':>12}")
     for policy, r in rows.items():
-        print(f"{policy:<52}{r['success_rate']:>8.3f}{r['spl']:>7.3f}{r['collisions']:>12.2f}")
-    print(f"training: {summary['median_env_steps_per_s']:,.0f} env-steps/s (median, updates "
-          "included)")
+        print(f"{policy:<72}{r['success_rate']:>8.3f}{r['spl']:>7.3f}{r['collisions']:>12.2f}")
+    print(f"training: {summary['median_env_steps_per_s']:,.0f} env-steps/s (PPO phase, median, "
+          "updates included); phases: " + ", ".join(
+              f"{k} {v['minutes']:.1f} min" for k, v in route["phases"].items()))
     print(export_summary(exported))
     print(f"\nlatency of {exported['model']} on this machine (sensorium bench, us):")
     print(table(latency))

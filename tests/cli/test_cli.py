@@ -115,7 +115,8 @@ def _frames(path: Path) -> int:
 def test_demo_trains_evaluates_exports_and_keeps_the_videos(tmp_path: Path) -> None:
     out = sensorium("demo", "minutes=1", "max_steps=256", "train_envs=4", "num_envs=4",
                     "episodes=4", "compile=false", "progress=false", "env.map_size=7",
-                    "env.image_size=16", "env.max_steps=30", "out_dir=d", "bench_runs=50", "runtime_seconds=1",
+                    "env.image_size=16", "env.max_steps=30", "out_dir=d", "bench_runs=50",
+                    "runtime_seconds=1", "dagger_rounds=1", "dagger_steps=64",
                     cwd=tmp_path).stdout
     assert "PPO, concat fusion (0.00M steps" in out  # 256 steps
     for policy in ("expert (privileged shortest path)", "hearing only", "seeing only"):
