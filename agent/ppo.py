@@ -62,6 +62,11 @@ class PPOConfig:
     """Weight of an auxiliary loss: predict the simulator's privileged state (e.g. where
     the goal is) from the actor's fused state; used when the env has ``privileged_state()``
     (0 = off). Training only: the actor never reads it, and it is not exported."""
+    teacher_coef: float = 0.0
+    """Weight of a cross-entropy loss toward the env's expert on the states PPO visits
+    (kickstarting, Schmitt et al. 2018; discrete actions, an env with ``expert_actions``;
+    0 = off). A world whose episode lacks a sense gets the expert for what is left
+    (``expert_actions_without``), so fine-tuning keeps what a student without it can do."""
     bf16: bool = False
     """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
 
@@ -76,7 +81,7 @@ class PPOConfig:
         for key in ("gamma", "lam"):
             require_float(w, key, getattr(self, key), 0.0, 1.0)
         for key in ("clip", "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
-                    "target_kl", "aux_privileged_coef"):
+                    "target_kl", "aux_privileged_coef", "teacher_coef"):
             require_float(w, key, getattr(self, key), 0.0)
         self.coordination.validate()
 
@@ -132,19 +137,21 @@ class PPO:
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, Tensor], h: Tensor | None, starts: Tensor,
-            privileged: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Sample actions for frontend-processed `obs`; remember the transition's first half."""
+            privileged: Tensor | None = None, teacher: Tensor | None = None
+            ) -> tuple[Tensor, Tensor | None]:
+        """Sample actions for frontend-processed `obs`; remember the transition's first half
+        (with the expert's `teacher` actions where kickstarting)."""
         out = self._act(obs, h, privileged, frontend_done=True)
         self._pending = {"obs": obs, "actions": out.actions, "log_prob": out.log_prob,
                          "values": out.value, "hidden": h, "starts": starts,
-                         "privileged": privileged}
+                         "privileged": privileged, "teacher": teacher}
         return out.actions, out.h
 
     def process_env_step(self, rewards: Tensor, dones: Tensor) -> None:
         """Store the pending transition with its reward (truncation bootstrap included)."""
         p = self._pending
         self.storage.add(p["obs"], p["actions"], p["log_prob"], p["values"], rewards, dones,
-                         p["starts"], p["hidden"], p["privileged"])
+                         p["starts"], p["hidden"], p["privileged"], p.get("teacher"))
 
     @torch.no_grad()
     def value(self, obs: Mapping[str, Tensor], h: Tensor | None,
@@ -213,6 +220,12 @@ class PPO:
             aux = ((self.aux_head(ev.state.float()) - mb.privileged) ** 2).mean()
             loss = loss + cfg.aux_privileged_coef * aux
             stats["aux_privileged_loss"] = float(aux.detach())
+        if mb.teacher is not None and cfg.teacher_coef > 0:
+            logits = policy.actor(ev.state.float())
+            kick = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                               mb.teacher.reshape(-1))
+            loss = loss + cfg.teacher_coef * kick
+            stats["teacher_loss"] = float(kick.detach())
         if want_features:
             coord = self.coordination({k: v.float() for k, v in ev.features.items()}, ev.present)
             loss = loss + cfg.coordination.weight * coord

@@ -148,11 +148,23 @@ class OnPolicyRunner:
         self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
                                             self.run.modality_dropout, parts.randomizer, seed,
                                             self.run.episode_dropout)
+        self.teacher = self._kickstart_teacher()
         self.env_seed = seed
         self.iteration = 0
         self.env_steps = 0
         self.meta = {"config": setup.to_dict(), "obs_spec": self.obs_spec.to_json(),
                      "action_spec": self.action_spec.to_json(), "privileged_dim": priv_dim}
+
+    def _kickstart_teacher(self) -> Any:
+        """The env's expert when ``agent.teacher_coef`` > 0 (kickstarting), else None."""
+        if self.agent_cfg.teacher_coef <= 0:
+            return None
+        if self.policy.continuous:
+            raise ConfigError("agent.teacher_coef: kickstarting imitates discrete actions; "
+                              "this env's are continuous (set agent.teacher_coef=0)")
+        from agent.imitation import ExpertTeacher
+
+        return ExpertTeacher(self.env, self.device)
 
     def _init_from(self, run_dir: Path) -> None:
         """The policy's weights (and normalisers) from another run's last checkpoint."""
@@ -257,7 +269,9 @@ class OnPolicyRunner:
             self.policy.eval()
             with torch.inference_mode():
                 for _ in range(cfg.num_steps):
-                    actions, h_new = self.alg.act(x, h, starts, priv)
+                    labels = (self.teacher.actions(obs, self.pipeline.episode_absent())
+                              if self.teacher is not None else None)
+                    actions, h_new = self.alg.act(x, h, starts, priv, labels)
                     env_actions = self.policy.clip_actions(actions).cpu().numpy()
                     obs, reward, term, trunc, info = self.env.step(env_actions)
                     rewards = torch.as_tensor(reward, dtype=torch.float32, device=self.device)

@@ -24,6 +24,7 @@ class Minibatch(NamedTuple):
     privileged: Tensor | None
     h0: Tensor | None  # recurrent: state at each sequence's first step, (B, H)
     starts: Tensor | None  # recurrent: (T, B) episode starts
+    teacher: Tensor | None = None  # the expert's action for each sample (kickstarting)
 
 
 class RolloutStorage:
@@ -47,11 +48,12 @@ class RolloutStorage:
         self.hidden = torch.zeros(t, n, hidden, device=dev) if hidden else None
         self.privileged = (torch.zeros(t, n, privileged_dim, device=dev)
                            if privileged_dim else None)
+        self.teacher: Tensor | None = None  # made on the first add() that brings labels
         self.step = 0
 
     def add(self, obs: Mapping[str, Tensor], actions: Tensor, log_prob: Tensor, values: Tensor,
             rewards: Tensor, dones: Tensor, starts: Tensor, hidden: Tensor | None = None,
-            privileged: Tensor | None = None) -> None:
+            privileged: Tensor | None = None, teacher: Tensor | None = None) -> None:
         """Store step `self.step`: what was seen (``starts``: first step of an episode),
         done, and what came of it (``rewards`` include any truncation bootstrap)."""
         if self.step >= self.T:
@@ -69,6 +71,10 @@ class RolloutStorage:
             self.hidden[i].copy_(hidden)
         if self.privileged is not None and privileged is not None:
             self.privileged[i].copy_(privileged)
+        if teacher is not None:
+            if self.teacher is None:
+                self.teacher = torch.zeros_like(self.actions)
+            self.teacher[i].copy_(teacher)
         self.step += 1
 
     def clear(self) -> None:
@@ -98,6 +104,8 @@ class RolloutStorage:
         perm = perm.to(self.values.device)
         flat = {k: v.reshape(total, *v.shape[2:]) for k, v in self.obs.items()}
         flat_priv = None if self.privileged is None else self.privileged.reshape(total, -1)
+        flat_teacher = (None if self.teacher is None
+                        else self.teacher.reshape(total, *self.teacher.shape[2:]))
         for i in range(num_minibatches):
             idx = perm[i * size:(i + 1) * size]
             yield Minibatch(
@@ -105,7 +113,8 @@ class RolloutStorage:
                 self.actions.reshape(total, *self.actions.shape[2:])[idx],
                 self.log_prob.reshape(total)[idx], self.values.reshape(total)[idx],
                 self.advantages.reshape(total)[idx], self.returns.reshape(total)[idx],
-                None if flat_priv is None else flat_priv[idx], None, None)
+                None if flat_priv is None else flat_priv[idx], None, None,
+                None if flat_teacher is None else flat_teacher[idx])
 
     def sequences(self, num_minibatches: int, seq_len: int,
                   generator: torch.Generator | None = None) -> Iterator[Minibatch]:
@@ -137,8 +146,10 @@ class RolloutStorage:
         fields = [chunked(x) for x in (self.actions, self.log_prob, self.values,
                                        self.advantages, self.returns)]
         priv = chunked(self.privileged) if self.privileged is not None else None
+        teacher = chunked(self.teacher) if self.teacher is not None else None
         for i in range(num_minibatches):
             idx = perm[i * size:(i + 1) * size]
             yield Minibatch({k: v[:, idx] for k, v in obs.items()}, *(f[:, idx] for f in fields),
                             None if priv is None else priv[:, idx],
-                            None if first is None else first[idx], starts[:, idx])
+                            None if first is None else first[idx], starts[:, idx],
+                            None if teacher is None else teacher[:, idx])

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from agent.config import ROBUST_RANDOMIZER, RunSettings
+from agent.logger import read_metrics
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
 from agent.runner import OnPolicyRunner, action_spec_of
@@ -26,7 +27,7 @@ from perception.augment.randomizers import (
 from perception.encoders.audio import AudioEncoder, AudioEncoderConfig
 from perception.settings import ConfigError
 from perception.spec import ModalitySpec, presence_key
-from tests.agent.test_ppo_runner import AVN, make_setup
+from tests.agent.test_ppo_runner import AVN, NUM_ENVS, REACHER, STEPS_PER_ITER, make_setup
 
 
 def test_training_defaults_are_the_real_sensor_ones() -> None:
@@ -162,3 +163,24 @@ def test_a_deaf_student_is_taught_to_walk_to_the_nearest_object() -> None:
         assert 0.5 / objects < unheard < 2.0 / objects  # chance of picking the goal
     finally:
         env.close()
+
+
+def test_kickstarting_stores_the_experts_actions_and_adds_their_loss(tmp_path: Path) -> None:
+    """Each stored step carries the expert's action for that state (a replay of the worlds
+    with the stored actions meets the same labels), and the update logs its loss."""
+    raw = {"randomize": False, "modality_dropout": 0.0, "episode_dropout": 0.0}
+    runner = OnPolicyRunner(make_setup(total_steps=STEPS_PER_ITER, agent={"teacher_coef": 0.5},
+                                       **raw), tmp_path / "k")
+    runner.learn()
+    s = runner.alg.storage
+    replay = make_vector_env(AVN, NUM_ENVS)
+    replay.reset(seed=runner.env_seed)
+    for t in range(s.T):
+        np.testing.assert_array_equal(s.teacher[t].numpy(), replay.expert_actions())
+        replay.step(s.actions[t].numpy())
+    replay.close()
+    rows = [r for r in read_metrics(tmp_path / "k" / "metrics.jsonl") if "teacher_loss" in r]
+    assert rows and all(0 < r["teacher_loss"] < 5 for r in rows)
+    runner.close()
+    with pytest.raises(ConfigError, match="teacher_coef"):
+        OnPolicyRunner(make_setup(env=REACHER, agent={"teacher_coef": 0.5}), tmp_path / "r")
