@@ -237,9 +237,11 @@ class ControlLoop:
         `before_tick(i, t)` aligns tick i to its time t (a replay's recorded tick).
         """
         i = 0
-        while (ticks is None or i < ticks) and not (until is not None and until()):
+        while ticks is None or i < ticks:
             if wait is not None:
-                wait()
+                wait()  # before the end condition: the answer may end the run (an episode)
+            if until is not None and until():
+                break
             t = now()
             if before_tick is not None:
                 before_tick(i, t)
