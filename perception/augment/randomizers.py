@@ -168,10 +168,7 @@ class ColourJitter(Randomizer):
         if x.dtype != torch.uint8 and not x.is_floating_point():
             raise TypeError(f"ColourJitter takes uint8 or float images, got {x.dtype}")
         top = 255.0 if x.dtype == torch.uint8 else 1.0
-        y = self.apply_float(x.to(torch.float32, copy=True), top, generator)
-        if x.dtype == torch.uint8:
-            return y.round_().to(torch.uint8)
-        return y.to(x.dtype)
+        return _back_to(self.apply_float(x.to(torch.float32, copy=True), top, generator), x.dtype)
 
     def apply_float(self, y: Tensor, top: float, generator: torch.Generator | None = None
                     ) -> Tensor:
@@ -188,6 +185,18 @@ class ColourJitter(Randomizer):
         return y.mul_(b * c).add_((1 - c) * b * grey.view(shape)).clamp_(0.0, top)
 
 
+def _bound(v: float | None) -> float | None:
+    """A clipping bound, None where there is none (None or infinite)."""
+    return None if v is None or math.isinf(v) else float(v)
+
+
+def _back_to(y: Tensor, dtype: torch.dtype) -> Tensor:
+    """A float working copy back in the input's dtype (uint8 rounded)."""
+    if dtype == torch.uint8:
+        return y.round_().to(torch.uint8)
+    return y.to(dtype)
+
+
 class GaussianNoise(Randomizer):
     """Add N(0, std^2) to every element, then clip to [low, high] where given."""
 
@@ -195,8 +204,7 @@ class GaussianNoise(Randomizer):
         super().__init__()
         require_float(type(self).__name__, "std", std, 0.0)
         self.std = float(std)
-        self.low = None if low is None or math.isinf(low) else float(low)
-        self.high = None if high is None or math.isinf(high) else float(high)
+        self.low, self.high = _bound(low), _bound(high)
 
     def forward_in(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if not x.is_floating_point():
@@ -221,13 +229,9 @@ class ImageJitterNoise(Randomizer):
         if self.jitter is not None:
             y = self.jitter.apply_float(y, 255.0 if x.dtype == torch.uint8 else 1.0, generator)
         if self.noise is not None and self.noise.max_std > 0:
-            std = _uniform(_per_sample(y), 0.0, self.noise.max_std, y, generator)
-            y.addcmul_(std, _normal(tuple(y.shape), y, generator))
-        top = 255.0 if x.dtype == torch.uint8 else 1.0
-        y.clamp_(0.0, top)
-        if x.dtype == torch.uint8:
-            return y.round_().to(torch.uint8)
-        return y.to(x.dtype)
+            self.noise.add_to_float(y, generator)
+        y.clamp_(0.0, 255.0 if x.dtype == torch.uint8 else 1.0)
+        return _back_to(y, x.dtype)
 
 
 class LevelNoise(Randomizer):
@@ -243,19 +247,20 @@ class LevelNoise(Randomizer):
         super().__init__()
         require_float(type(self).__name__, "max_std", max_std, 0.0)
         self.max_std = float(max_std)
-        self.low = None if low is None or math.isinf(low) else float(low)
-        self.high = None if high is None or math.isinf(high) else float(high)
+        self.low, self.high = _bound(low), _bound(high)
+
+    def add_to_float(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The noise added to a float working copy `y` in place (no clipping)."""
+        std = _uniform(_per_sample(y), 0.0, self.max_std, y, generator)
+        return y.addcmul_(std, _normal(tuple(y.shape), y, generator))
 
     def forward_in(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.max_std == 0:
             return x
-        std = _uniform(_per_sample(x), 0.0, self.max_std, x, generator)
-        y = x.to(torch.float32) + std * _normal(tuple(x.shape), x, generator)
+        y = self.add_to_float(x.to(torch.float32, copy=True), generator)
         if self.low is not None or self.high is not None:
-            y = y.clamp(self.low, self.high)
-        if x.dtype == torch.uint8:
-            return y.round_().to(torch.uint8)
-        return y.to(x.dtype)
+            y = y.clamp_(self.low, self.high)
+        return _back_to(y, x.dtype)
 
 
 class AudioNoise(GaussianNoise):
