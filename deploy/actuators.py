@@ -22,16 +22,16 @@ UDP action datagram, little-endian (:data:`HEADER`, 24 bytes, then the values)::
 from __future__ import annotations
 
 import json
-import queue
 import socket
 import struct
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from deploy.background import BackgroundWriter
 
 MAGIC = b"SNSA"
 VERSION = 1
@@ -136,26 +136,19 @@ class JsonlActuator:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.label = f"jsonl:{self.path}"
-        self.queue: queue.Queue = queue.Queue(maxsize=100_000)
-        self.dropped = 0
         self._file = self.path.open("w")
-        self._thread = threading.Thread(target=self._write, name="jsonl actuator", daemon=True)
-        self._thread.start()
+        self._writer = BackgroundWriter(self._write, "jsonl actuator", 100_000)
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
 
     def send(self, command: Command) -> None:
-        try:
-            self.queue.put_nowait(command)
-        except queue.Full:
-            self.dropped += 1
+        self._writer.put(command)
 
-    def _write(self) -> None:
-        while True:
-            command = self.queue.get()
-            if command is None:
-                break
-            self._file.write(json.dumps(command.to_json()) + "\n")
-        self._file.close()
+    def _write(self, command: Command) -> None:
+        self._file.write(json.dumps(command.to_json()) + "\n")
 
     def close(self) -> None:
-        self.queue.put(None)
-        self._thread.join(5)
+        self._writer.close(5)
+        self._file.close()

@@ -27,8 +27,6 @@ Needs the ``record`` extra (``mcap``, ``foxglove-schemas-protobuf``).
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from deploy.actuators import Command
+from deploy.background import BackgroundWriter
 from deploy.sources.base import Sample, SourceError
 from perception.settings import UserError
 from perception.spec import ModalityKind, ObsSpec
@@ -118,22 +117,11 @@ class Recorder:
                                                                   telemetry)
         self.writer.add_metadata("sensorium", {"obs_spec": spec.to_json(),
                                                **dict(metadata or {})})
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self.dropped = 0
-        self.written = 0
-        self.error = ""
         self._last_seq: dict[str, int] = {}
-        self._thread = threading.Thread(target=self._write_loop, name="mcap recorder",
-                                        daemon=True)
-        self._thread.start()
+        self._writer = BackgroundWriter(self._write, "mcap recorder", queue_size)
+        self._put = self._writer.put
 
     # -- called by the loop (cheap, never blocks) ------------------------------------------------
-
-    def _put(self, item: tuple) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
 
     def tick(self, command: Command, samples: Mapping[str, Sample | None],
              present: Mapping[str, bool]) -> None:
@@ -153,17 +141,6 @@ class Recorder:
         self._put(("telemetry", t, summary))
 
     # -- the writer thread -----------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                break
-            try:
-                self._write(item)
-                self.written += 1
-            except Exception as e:  # a disk error must not reach the loop; it is reported
-                self.error = f"{type(e).__name__}: {e}"
 
     def _write(self, item: tuple) -> None:
         kind = item[0]
@@ -212,12 +189,12 @@ class Recorder:
 
     def close(self) -> dict[str, Any]:
         """Write what is queued, finish the file; what was written and dropped."""
-        self.queue.put(None)
-        self._thread.join(30)
+        w = self._writer
+        w.close(30)
         self.writer.finish()
         self._file.close()
-        return {"file": str(self.path), "messages": self.written, "dropped": self.dropped,
-                "error": self.error}
+        return {"file": str(self.path), "messages": w.written, "dropped": w.dropped,
+                "error": w.error}
 
 
 @dataclass

@@ -447,3 +447,17 @@ def test_the_spec_imports_without_side_effects_or_torch() -> None:
                           timeout=60, cwd=REPO, env={k: v for k, v in os.environ.items()
                                                      if k != "OMP_WAIT_POLICY"})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_jsonl_actuator_writes_every_command_from_its_own_thread(tmp_path: Path) -> None:
+    from deploy.actuators import JsonlActuator
+
+    log = JsonlActuator(tmp_path / "logs" / "actions.jsonl")
+    for i in range(50):
+        log.send(Command(i, float(i) / 10, np.array([i % 4]), safe=i == 7,
+                         cause="overrun" if i == 7 else ""))
+    log.close()
+    rows = [json.loads(line) for line in (tmp_path / "logs" / "actions.jsonl").read_text()
+            .splitlines()]
+    assert [r["tick"] for r in rows] == list(range(50)) and log.dropped == 0
+    assert rows[7] == {"tick": 7, "t": 0.7, "action": [3], "safe": True, "cause": "overrun"}
