@@ -67,6 +67,10 @@ class PPOConfig:
     (kickstarting, Schmitt et al. 2018; discrete actions, an env with ``expert_actions``;
     0 = off). A world whose episode lacks a sense gets the expert for what is left
     (``expert_actions_without``), so fine-tuning keeps what a student without it can do."""
+    teacher_on: str = "all"
+    """Where kickstarting applies: 'all' visited states, or 'absent': only in episodes
+    that lack a sense all episode (``run.episode_dropout``), where PPO alone unlearns
+    what a student without that sense can still do; the other episodes are plain PPO."""
     bf16: bool = False
     """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
 
@@ -83,6 +87,8 @@ class PPOConfig:
         for key in ("clip", "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
                     "target_kl", "aux_privileged_coef", "teacher_coef"):
             require_float(w, key, getattr(self, key), 0.0)
+        require(w, "teacher_on", self.teacher_on, self.teacher_on in ("all", "absent"),
+                "'all' or 'absent'")
         self.coordination.validate()
 
 
@@ -222,8 +228,10 @@ class PPO:
             stats["aux_privileged_loss"] = float(aux.detach())
         if mb.teacher is not None and cfg.teacher_coef > 0:
             logits = policy.actor(ev.state.float())
-            kick = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                               mb.teacher.reshape(-1))
+            labels = mb.teacher.reshape(-1)  # -1: a state kickstarting leaves to PPO
+            kick = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels,
+                                               ignore_index=-1, reduction="sum")
+            kick = kick / (labels >= 0).sum().clamp(min=1)
             loss = loss + cfg.teacher_coef * kick
             stats["teacher_loss"] = float(kick.detach())
         if want_features:

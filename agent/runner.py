@@ -145,9 +145,8 @@ class OnPolicyRunner:
         torch.manual_seed(seed)  # weights made: each rank now samples actions of its own
         if self.run.compile:
             self.alg.compile()
-        self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
-                                            self.run.modality_dropout, parts.randomizer, seed,
-                                            self.run.episode_dropout)
+        self.pipeline = ObservationPipeline.for_training(self.obs_spec, self.policy, self.device,
+                                                         self.run, parts.randomizer, seed)
         self.teacher = self._kickstart_teacher()
         self.env_seed = seed
         self.iteration = 0
@@ -162,9 +161,27 @@ class OnPolicyRunner:
         if self.policy.continuous:
             raise ConfigError("agent.teacher_coef: kickstarting imitates discrete actions; "
                               "this env's are continuous (set agent.teacher_coef=0)")
+        if self.agent_cfg.teacher_on == "absent" and self.run.episode_dropout <= 0:
+            raise ConfigError("agent.teacher_on=absent kickstarts episodes that lack a sense, "
+                              "and run.episode_dropout=0 makes none; set run.episode_dropout "
+                              "> 0 or agent.teacher_on=all")
         from agent.imitation import ExpertTeacher
 
         return ExpertTeacher(self.env, self.device)
+
+    def _teacher_labels(self, obs: Mapping[str, np.ndarray]) -> torch.Tensor | None:
+        """The expert's actions for kickstarting; -1 where ``teacher_on='absent'`` leaves a
+        world to PPO (its episode lacks no sense)."""
+        if self.teacher is None:
+            return None
+        absent = self.pipeline.episode_absent()
+        labels = self.teacher.actions(obs, absent)
+        if self.agent_cfg.teacher_on == "absent":
+            lacking = (np.logical_or.reduce(list(absent.values())) if absent
+                       else np.zeros(labels.shape[0], dtype=bool))
+            labels = labels.clone()
+            labels[torch.as_tensor(~lacking, device=labels.device)] = -1
+        return labels
 
     def _init_from(self, run_dir: Path) -> None:
         """The policy's weights (and normalisers) from another run's last checkpoint."""
@@ -269,8 +286,7 @@ class OnPolicyRunner:
             self.policy.eval()
             with torch.inference_mode():
                 for _ in range(cfg.num_steps):
-                    labels = (self.teacher.actions(obs, self.pipeline.episode_absent())
-                              if self.teacher is not None else None)
+                    labels = self._teacher_labels(obs)
                     actions, h_new = self.alg.act(x, h, starts, priv, labels)
                     env_actions = self.policy.clip_actions(actions).cpu().numpy()
                     obs, reward, term, trunc, info = self.env.step(env_actions)

@@ -123,6 +123,9 @@ class DemoConfig:
     """Weight of the expert's cross-entropy while PPO fine-tunes the student (kickstarting,
     agent.teacher_coef; 0 = off). 0.05 took depth-absent success from 0.78 to 0.90 but
     clean and proprio-absent lower, one run each (README, *Real sensors*)."""
+    finetune_teacher_on: str = "all"
+    """Where that cross-entropy applies (agent.teacher_on): 'all' visited states, or
+    'absent', only the episodes that lack a sense (0.5 there: clean 0.77, README)."""
     max_steps: int = 5_000_000
     """Env-steps cap of the PPO phase (the minutes usually end it first)."""
     train_envs: int = 128

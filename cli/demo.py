@@ -93,7 +93,7 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
                                         student)
         phases["dagger"]["minutes"] = (time.perf_counter() - t0) / 60
         agent.update(lr=cfg.finetune_lr, entropy_coef=cfg.finetune_entropy,
-                     teacher_coef=cfg.finetune_teacher)
+                     teacher_coef=cfg.finetune_teacher, teacher_on=cfg.finetune_teacher_on)
         init = str(student)
     left = max(cfg.minutes - (time.perf_counter() - t0) / 60, 0.05)
     run = RunSettings(name=run_dir.name, total_steps=cfg.max_steps, max_minutes=left,
