@@ -72,9 +72,8 @@ class ImitationRunner:
         self.alg.generator.manual_seed(seed)
         self.mix_generator = torch.Generator().manual_seed(seed + 1)
         torch.manual_seed(seed)  # weights made: each rank now samples actions of its own
-        self.pipeline = ObservationPipeline(self.obs_spec, self.policy, self.device,
-                                            self.run.modality_dropout, parts.randomizer, seed + 2,
-                                            self.run.episode_dropout)
+        self.pipeline = ObservationPipeline.for_training(self.obs_spec, self.policy, self.device,
+                                                         self.run, parts.randomizer, seed + 2)
         self.env_seed = seed
         self.iteration = 0  # epochs (BC) or rounds (DAgger) done
         self.env_steps = 0

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agent.config import RunSettings
 from agent.policy import ActorCritic
 from perception.augment import ModalityDropout, ObservationRandomizer, RandomizerConfig
 from perception.settings import ConfigError
@@ -39,16 +40,27 @@ class ObservationPipeline:
 
     def __init__(self, obs_spec: ObsSpec, policy: ActorCritic, device: torch.device,
                  modality_dropout: float = 0.0, randomizer: RandomizerConfig | None = None,
-                 seed: int = 0, episode_dropout: float = 0.0) -> None:
+                 seed: int = 0, episode_dropout: float = 0.0,
+                 modality_dropout_of: Mapping[str, float] | None = None) -> None:
         self.policy, self.device = policy, device
         self.names = obs_spec.names
         self.episode_p = episode_dropout
         self._episode_off: Tensor | None = None  # (worlds, modalities): off this episode
-        self.dropout = (ModalityDropout(self.names, p=modality_dropout, min_present=1)
-                        if modality_dropout > 0 else None)
+        probs = {n: float((modality_dropout_of or {}).get(n, modality_dropout))
+                 for n in self.names}
+        self.dropout = (ModalityDropout(self.names, p=probs, min_present=1)
+                        if any(p > 0 for p in probs.values()) else None)
         self.randomizer = (ObservationRandomizer(obs_spec, randomizer).train()
                            if randomizer is not None else None)
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    @classmethod
+    def for_training(cls, obs_spec: ObsSpec, policy: ActorCritic, device: torch.device,
+                     run: RunSettings, randomizer: RandomizerConfig | None,
+                     seed: int) -> ObservationPipeline:
+        """The pipeline of a training run: its per-step and whole-episode dropout."""
+        return cls(obs_spec, policy, device, run.modality_dropout, randomizer, seed,
+                   run.episode_dropout, run.modality_dropout_of)
 
     def __call__(self, obs: Mapping[str, np.ndarray], train: bool) -> dict[str, Tensor]:
         """Policy inputs from a batched env observation (modalities outside the spec dropped)."""

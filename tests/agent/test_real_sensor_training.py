@@ -71,6 +71,24 @@ def test_episode_dropout_keeps_a_modality_off_for_the_whole_episode() -> None:
     assert flags(none(obs, train=True)).all()
 
 
+def test_per_step_dropout_can_leave_a_modality_to_the_episode_draw() -> None:
+    """``modality_dropout_of={audio: 0}``: audio is never dropped for one step (a deaf
+    episode then does not look like a dropped tick); the other senses are, and a setting
+    naming no sense of the world is ignored."""
+    env = make_vector_env(AVN, 256)
+    obs, _ = env.reset(seed=0)
+    spec = obs_spec_of(env)
+    env.close()
+    run = RunSettings(modality_dropout=0.3, episode_dropout=0.0,
+                      modality_dropout_of={"audio": 0.0, "sonar": 0.5})
+    pipe = ObservationPipeline.for_training(spec, ActorCritic(spec, action_spec_of(env)),
+                                            torch.device("cpu"), run, None, seed=1)
+    x = pipe(obs, train=True)
+    assert x[presence_key("audio")].all()
+    for name in ("rgb", "depth", "proprio", "touch"):
+        assert 0.15 < (~x[presence_key(name)]).float().mean() < 0.45
+
+
 def test_the_audio_features_do_not_change_with_the_microphone_gain() -> None:
     spec = ModalitySpec("audio", "audio", (2, 1600), "float32", 10.0, -1, 1, sample_rate=16000)
     t = torch.arange(1600) / 16000
@@ -184,3 +202,34 @@ def test_kickstarting_stores_the_experts_actions_and_adds_their_loss(tmp_path: P
     runner.close()
     with pytest.raises(ConfigError, match="teacher_coef"):
         OnPolicyRunner(make_setup(env=REACHER, agent={"teacher_coef": 0.5}), tmp_path / "r")
+
+
+def test_kickstarting_only_where_a_sense_is_absent_leaves_the_rest_to_ppo(
+        tmp_path: Path) -> None:
+    """``teacher_on=absent``: a stored step has the expert's label exactly when its episode
+    lacks a sense all episode, and -1 (no imitation) otherwise; the loss still logs."""
+    runner = OnPolicyRunner(make_setup(total_steps=STEPS_PER_ITER, episode_dropout=0.3,
+                                       agent={"teacher_coef": 0.5, "teacher_on": "absent"}),
+                            tmp_path / "k")
+    lacking: list[np.ndarray] = []
+    label = runner.teacher.actions
+
+    def labelled(obs: dict, absent: dict | None = None) -> torch.Tensor:
+        lacking.append(np.logical_or.reduce(list(absent.values())))
+        return label(obs, absent)
+
+    runner.teacher.actions = labelled
+    runner.learn()
+    stored = runner.alg.storage.teacher.numpy()
+    assert len(lacking) == stored.shape[0]
+    for t, rows in enumerate(lacking):
+        assert (stored[t][~rows] == -1).all() and (stored[t][rows] >= 0).all()
+    share = np.mean(lacking)
+    assert 0.2 < share < 0.95  # 1 - 0.7^5 of the episodes lack one, or more
+    rows = [r for r in read_metrics(tmp_path / "k" / "metrics.jsonl") if "teacher_loss" in r]
+    assert rows and all(0 < r["teacher_loss"] < 5 for r in rows)
+    runner.close()
+    with pytest.raises(ConfigError, match="episode_dropout"):
+        OnPolicyRunner(make_setup(episode_dropout=0.0,
+                                  agent={"teacher_coef": 0.5, "teacher_on": "absent"}),
+                       tmp_path / "n")
