@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sensorium-installed
+# pytest workers: the tests are single-threaded, so one per core halves the suite's time
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint bench clean
 
@@ -16,7 +18,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
