@@ -57,15 +57,20 @@ class RunSettings:
     """Probability of switching each modality off per sample while collecting (a policy that
     survives a missing or dead sensor; 0 = off)."""
     modality_dropout_of: dict[str, float] = field(default_factory=dict)
-    """Per-step probabilities that replace `modality_dropout` for these modalities (names the
-    world lacks are ignored), e.g. ``{audio: 0.0}``: a memoryless policy cannot tell an
-    audio tick dropped in a heard episode (walk on to the goal) from a deaf episode (stop
-    at an object), and on the robot the synchroniser bridges a late window (its max age).
-    Tried on the demo's route, it did not bring back stopping without audio (README)."""
+    """Per-step probabilities that replace `modality_dropout` for these modalities (names
+    the world lacks are ignored), e.g. ``+modality_dropout_of.audio=0.0``: a memoryless
+    policy cannot tell an audio tick dropped in a heard episode (walk on to the goal) from
+    a deaf episode (stop at an object), and on the robot the synchroniser bridges a late
+    window (its max age). Tried on the demo's route, it did not bring back stopping
+    without audio (README)."""
     episode_dropout: float = 0.15
     """Probability that a modality is off for a whole episode of a world while collecting
     (a sensor missing on the robot; one modality always stays; 0 = off). The expert
     teacher labels such episodes with what a student without that sense can do."""
+    episode_dropout_of: dict[str, float] = field(default_factory=dict)
+    """Whole-episode probabilities that replace `episode_dropout` for these modalities
+    (names the world lacks are ignored), e.g. ``+episode_dropout_of.audio=0.35``: more
+    deaf episodes."""
     randomize: bool = True
     """Apply the per-kind observation randomizers while collecting (real sensors' gain and
     noise; see ROBUST_RANDOMIZER)."""
@@ -88,7 +93,8 @@ class RunSettings:
         require_float(w, "max_minutes", self.max_minutes, 0.0)
         require_float(w, "modality_dropout", self.modality_dropout, 0.0, 1.0)
         require_float(w, "episode_dropout", self.episode_dropout, 0.0, 1.0)
-        for name, p in self.modality_dropout_of.items():
-            require_float(w, f"modality_dropout_of.{name}", p, 0.0, 1.0)
+        for key in ("modality_dropout_of", "episode_dropout_of"):
+            for name, p in getattr(self, key).items():
+                require_float(w, f"{key}.{name}", p, 0.0, 1.0)
         require(w, "device", self.device, self.device in ("auto", "cpu", "cuda"),
                 "'auto', 'cpu' or 'cuda'")

@@ -41,10 +41,12 @@ class ObservationPipeline:
     def __init__(self, obs_spec: ObsSpec, policy: ActorCritic, device: torch.device,
                  modality_dropout: float = 0.0, randomizer: RandomizerConfig | None = None,
                  seed: int = 0, episode_dropout: float = 0.0,
-                 modality_dropout_of: Mapping[str, float] | None = None) -> None:
+                 modality_dropout_of: Mapping[str, float] | None = None,
+                 episode_dropout_of: Mapping[str, float] | None = None) -> None:
         self.policy, self.device = policy, device
         self.names = obs_spec.names
-        self.episode_p = episode_dropout
+        self.episode_p = torch.tensor([float((episode_dropout_of or {}).get(n, episode_dropout))
+                                       for n in obs_spec.names])
         self._episode_off: Tensor | None = None  # (worlds, modalities): off this episode
         probs = {n: float((modality_dropout_of or {}).get(n, modality_dropout))
                  for n in self.names}
@@ -60,7 +62,7 @@ class ObservationPipeline:
                      seed: int) -> ObservationPipeline:
         """The pipeline of a training run: its per-step and whole-episode dropout."""
         return cls(obs_spec, policy, device, run.modality_dropout, randomizer, seed,
-                   run.episode_dropout, run.modality_dropout_of)
+                   run.episode_dropout, run.modality_dropout_of, run.episode_dropout_of)
 
     def __call__(self, obs: Mapping[str, np.ndarray], train: bool) -> dict[str, Tensor]:
         """Policy inputs from a batched env observation (modalities outside the spec dropped)."""
@@ -90,9 +92,10 @@ class ObservationPipeline:
         A sensor that is missing on a robot is missing for the whole run: per-step
         dropout alone never shows the policy the states it reaches without it (a
         policy without depth bumps into walls it never bumped into in training).
-        Each modality is off with probability `episode_dropout`; one always stays.
+        Each modality is off with its probability (`episode_dropout`, or its entry of
+        `episode_dropout_of`); one always stays.
         """
-        if self.episode_p <= 0:
+        if not bool((self.episode_p > 0).any()):
             return
         started = np.asarray(started, bool)
         n, m = len(started), len(self.names)

@@ -89,6 +89,25 @@ def test_per_step_dropout_can_leave_a_modality_to_the_episode_draw() -> None:
         assert 0.15 < (~x[presence_key(name)]).float().mean() < 0.45
 
 
+def test_whole_episode_dropout_can_be_set_per_sensor() -> None:
+    """``episode_dropout_of={audio: 0.5}``: more deaf episodes, the rest at the default."""
+    env = make_vector_env(AVN, 512)
+    obs, _ = env.reset(seed=0)
+    spec = obs_spec_of(env)
+    env.close()
+    run = RunSettings(modality_dropout=0.0, episode_dropout=0.1,
+                      episode_dropout_of={"audio": 0.5, "sonar": 0.9})
+    pipe = ObservationPipeline.for_training(spec, ActorCritic(spec, action_spec_of(env)),
+                                            torch.device("cpu"), run, None, seed=2)
+    pipe.new_episodes(np.ones(512, bool))
+    absent = pipe.episode_absent()
+    assert 0.4 < absent["audio"].mean() < 0.6
+    for name in ("rgb", "depth", "proprio", "touch"):
+        assert 0.04 < absent[name].mean() < 0.17
+    with pytest.raises(ConfigError, match="episode_dropout_of.audio"):
+        RunSettings(episode_dropout_of={"audio": 1.5}).validate()
+
+
 def test_the_audio_features_do_not_change_with_the_microphone_gain() -> None:
     spec = ModalitySpec("audio", "audio", (2, 1600), "float32", 10.0, -1, 1, sample_rate=16000)
     t = torch.arange(1600) / 16000
