@@ -35,6 +35,12 @@ def select_modalities(env_spec: ObsSpec, names: list[str] | tuple[str, ...]) -> 
                           f"modalities=[{','.join(env_spec.names)}]") from e
 
 
+def _per_modality(names: tuple[str, ...], default: float,
+                  overrides: Mapping[str, float] | None) -> list[float]:
+    """Each name's probability: its override, else `default` (other overrides ignored)."""
+    return [float((overrides or {}).get(n, default)) for n in names]
+
+
 class ObservationPipeline:
     """Turns env observations into policy inputs; augmentation only while training."""
 
@@ -45,13 +51,12 @@ class ObservationPipeline:
                  episode_dropout_of: Mapping[str, float] | None = None) -> None:
         self.policy, self.device = policy, device
         self.names = obs_spec.names
-        self.episode_p = torch.tensor([float((episode_dropout_of or {}).get(n, episode_dropout))
-                                       for n in obs_spec.names])
+        self.episode_p = torch.tensor(_per_modality(self.names, episode_dropout,
+                                                    episode_dropout_of))
         self._episode_off: Tensor | None = None  # (worlds, modalities): off this episode
-        probs = {n: float((modality_dropout_of or {}).get(n, modality_dropout))
-                 for n in self.names}
-        self.dropout = (ModalityDropout(self.names, p=probs, min_present=1)
-                        if any(p > 0 for p in probs.values()) else None)
+        probs = _per_modality(self.names, modality_dropout, modality_dropout_of)
+        self.dropout = (ModalityDropout(self.names, p=dict(zip(self.names, probs)),
+                                        min_present=1) if any(probs) else None)
         self.randomizer = (ObservationRandomizer(obs_spec, randomizer).train()
                            if randomizer is not None else None)
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -63,6 +68,11 @@ class ObservationPipeline:
         """The pipeline of a training run: its per-step and whole-episode dropout."""
         return cls(obs_spec, policy, device, run.modality_dropout, randomizer, seed,
                    run.episode_dropout, run.modality_dropout_of, run.episode_dropout_of)
+
+    @property
+    def drops_episodes(self) -> bool:
+        """Some modality may be off for whole episodes while training."""
+        return bool((self.episode_p > 0).any())
 
     def __call__(self, obs: Mapping[str, np.ndarray], train: bool) -> dict[str, Tensor]:
         """Policy inputs from a batched env observation (modalities outside the spec dropped)."""
@@ -95,7 +105,7 @@ class ObservationPipeline:
         Each modality is off with its probability (`episode_dropout`, or its entry of
         `episode_dropout_of`); one always stays.
         """
-        if not bool((self.episode_p > 0).any()):
+        if not self.drops_episodes:
             return
         started = np.asarray(started, bool)
         n, m = len(started), len(self.names)

@@ -161,11 +161,10 @@ class OnPolicyRunner:
         if self.policy.continuous:
             raise ConfigError("agent.teacher_coef: kickstarting imitates discrete actions; "
                               "this env's are continuous (set agent.teacher_coef=0)")
-        if self.agent_cfg.teacher_on == "absent" and not (
-                self.run.episode_dropout > 0 or any(self.run.episode_dropout_of.values())):
+        if self.agent_cfg.teacher_on == "absent" and not self.pipeline.drops_episodes:
             raise ConfigError("agent.teacher_on=absent kickstarts episodes that lack a sense, "
                               "and run.episode_dropout=0 makes none; set run.episode_dropout "
-                              "> 0 or agent.teacher_on=all")
+                              "(or episode_dropout_of) > 0, or agent.teacher_on=all")
         from agent.imitation import ExpertTeacher
 
         return ExpertTeacher(self.env, self.device)

@@ -39,18 +39,20 @@ def test_training_defaults_are_the_real_sensor_ones() -> None:
     assert AudioEncoderConfig().gain_invariant
 
 
-def _pipeline(episode_dropout: float, worlds: int = 64) -> tuple[ObservationPipeline, dict]:
+def _pipeline(run: RunSettings, worlds: int = 64, seed: int = 3
+              ) -> tuple[ObservationPipeline, dict]:
+    """A training run's pipeline (no randomizer) and a first observation of `worlds`."""
     env = make_vector_env(AVN, worlds)
     obs, _ = env.reset(seed=0)
     spec = obs_spec_of(env)
     env.close()
     policy = ActorCritic(spec, action_spec_of(env))
-    return ObservationPipeline(spec, policy, torch.device("cpu"), 0.0, None, seed=3,
-                               episode_dropout=episode_dropout), obs
+    return ObservationPipeline.for_training(spec, policy, torch.device("cpu"), run, None,
+                                            seed), obs
 
 
 def test_episode_dropout_keeps_a_modality_off_for_the_whole_episode() -> None:
-    pipe, obs = _pipeline(0.3)
+    pipe, obs = _pipeline(RunSettings(modality_dropout=0.0, episode_dropout=0.3))
     pipe.new_episodes(np.ones(64, bool))
     flags = lambda x: torch.stack([x[presence_key(n)] for n in pipe.names], 1)  # noqa: E731
     first = flags(pipe(obs, train=True))
@@ -66,7 +68,7 @@ def test_episode_dropout_keeps_a_modality_off_for_the_whole_episode() -> None:
     torch.testing.assert_close(third[32:], first[32:])  # episodes still running: unchanged
     assert not torch.equal(third[:32], first[:32])
     assert flags(pipe(obs, train=False)).all()  # evaluation sees every sensor
-    none, _ = _pipeline(0.0)
+    none, _ = _pipeline(RunSettings(modality_dropout=0.0, episode_dropout=0.0))
     none.new_episodes(np.ones(64, bool))
     assert flags(none(obs, train=True)).all()
 
@@ -75,14 +77,9 @@ def test_per_step_dropout_can_leave_a_modality_to_the_episode_draw() -> None:
     """``modality_dropout_of={audio: 0}``: audio is never dropped for one step (a deaf
     episode then does not look like a dropped tick); the other senses are, and a setting
     naming no sense of the world is ignored."""
-    env = make_vector_env(AVN, 256)
-    obs, _ = env.reset(seed=0)
-    spec = obs_spec_of(env)
-    env.close()
-    run = RunSettings(modality_dropout=0.3, episode_dropout=0.0,
-                      modality_dropout_of={"audio": 0.0, "sonar": 0.5})
-    pipe = ObservationPipeline.for_training(spec, ActorCritic(spec, action_spec_of(env)),
-                                            torch.device("cpu"), run, None, seed=1)
+    pipe, obs = _pipeline(RunSettings(modality_dropout=0.3, episode_dropout=0.0,
+                                      modality_dropout_of={"audio": 0.0, "sonar": 0.5}),
+                          worlds=256, seed=1)
     x = pipe(obs, train=True)
     assert x[presence_key("audio")].all()
     for name in ("rgb", "depth", "proprio", "touch"):
@@ -91,14 +88,9 @@ def test_per_step_dropout_can_leave_a_modality_to_the_episode_draw() -> None:
 
 def test_whole_episode_dropout_can_be_set_per_sensor() -> None:
     """``episode_dropout_of={audio: 0.5}``: more deaf episodes, the rest at the default."""
-    env = make_vector_env(AVN, 512)
-    obs, _ = env.reset(seed=0)
-    spec = obs_spec_of(env)
-    env.close()
-    run = RunSettings(modality_dropout=0.0, episode_dropout=0.1,
-                      episode_dropout_of={"audio": 0.5, "sonar": 0.9})
-    pipe = ObservationPipeline.for_training(spec, ActorCritic(spec, action_spec_of(env)),
-                                            torch.device("cpu"), run, None, seed=2)
+    pipe, _ = _pipeline(RunSettings(modality_dropout=0.0, episode_dropout=0.1,
+                                    episode_dropout_of={"audio": 0.5, "sonar": 0.9}),
+                        worlds=512, seed=2)
     pipe.new_episodes(np.ones(512, bool))
     absent = pipe.episode_absent()
     assert 0.4 < absent["audio"].mean() < 0.6
