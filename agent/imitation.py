@@ -187,7 +187,8 @@ class ExpertTeacher:
     """The env's privileged expert: ``env.expert_actions()``, or, for worlds whose student
     lacks a sense all episode, ``env.expert_actions_without(absent)``: a teacher whose
     actions the student can learn from what it senses (AudioVisualNav without hearing:
-    walk to the nearest object and stop, not the shortest path to an unheard goal)."""
+    turn until an object is in view, walk to it and stop, not the shortest path to an
+    unheard goal)."""
 
     def __init__(self, env: Any, device: torch.device) -> None:
         fn = getattr(type(env), "expert_actions", None)

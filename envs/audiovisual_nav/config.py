@@ -58,6 +58,10 @@ class AudioVisualNavConfig:
     (through doors); it arrives from that path's direction. 0 = walls only attenuate."""
     mic_noise: float = 0.003
     """Standard deviation of the microphones' self-noise, full scale = 1."""
+    deaf_expert: str = "nearest"
+    """The expert of episodes without hearing (``expert_actions_without``): 'nearest'
+    walks to the object nearest the start (through walls: it knows the map), 'in_view'
+    turns until an object is in view and walks to it (what a camera can learn)."""
 
     @property
     def audio_samples(self) -> int:
@@ -93,3 +97,5 @@ class AudioVisualNavConfig:
         require_float(WHERE, "wall_transmission", self.wall_transmission, 0.0, 1.0)
         require_float(WHERE, "diffraction_gain", self.diffraction_gain, 0.0, 1.0)
         require_float(WHERE, "mic_noise", self.mic_noise, 0.0, 1.0)
+        require(WHERE, "deaf_expert", self.deaf_expert,
+                self.deaf_expert in ("nearest", "in_view"), "'nearest' or 'in_view'")

@@ -10,6 +10,7 @@ import numpy as np
 from envs.audiovisual_nav import world as W
 from envs.audiovisual_nav.config import WHERE, AudioVisualNavConfig
 from envs.audiovisual_nav.maps import distance_field, free_subcells, geodesic_at
+from envs.audiovisual_nav.render import objects_in_view
 from envs.audiovisual_nav.sound import LOOP_S, make_noise_table, make_sound_bank
 from envs.batched import BatchedEnv, seed_states
 from envs.single import SingleWorldEnv
@@ -41,6 +42,11 @@ def audiovisual_nav_spec(cfg: AudioVisualNavConfig) -> ObsSpec:
         ),
         control_hz=hz,
     )
+
+
+#: How near an object must be to count as seen by the hearing-free expert (farther ones
+#: are a few pixels wide in the 64x64 view)
+SEEN_WITHIN_M = 5.0
 
 
 class AudioVisualNavVectorEnv(BatchedEnv):
@@ -93,10 +99,16 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         self._init_spaces(num_envs, spec, actions)
         self.autoreset = autoreset
         self.worlds = W.Worlds(cfg, self.num_envs)
-        # expert_actions_without: per world, the field to the object it walks to, and the
-        # episode (its start distance) that field was chosen for
+        # expert_actions_without: per world, the field to the object it walks to
+        # ("nearest") or every object's field and the turns made looking ("in_view"), and
+        # the episode (its start distance) they belong to
         self._walk_field = np.zeros_like(self.worlds.dist)
+        self._object_fields = (np.zeros(self.worlds.obj_pos.shape[:2]
+                                        + self.worlds.dist.shape[1:], self.worlds.dist.dtype)
+                               if cfg.deaf_expert == "in_view" else None)
         self._walk_start = np.full(self.num_envs, -1.0)
+        self._turned = np.zeros(self.num_envs, np.int64)
+        self._in_view = np.zeros(self.worlds.obj_pos.shape[1], np.bool_)
         self._dry, self._muffled, self._n_goal_sounds = make_sound_bank(cfg.sample_rate)
         self._noise = make_noise_table(cfg.sample_rate)
         self._turn = math.radians(cfg.turn_deg)
@@ -214,24 +226,31 @@ class AudioVisualNavVectorEnv(BatchedEnv):
 
         `absent` maps modality names to (N,) bools. Without ``audio`` the goal is
         unknowable (it looks like the other objects), so the shortest path to it is
-        an action no such student can learn; what it can do is walk to the nearest
-        object and stop there (right with chance 1 / objects). Those worlds get that
-        walk; the others, and worlds lacking another sense, the privileged expert.
+        an action no such student can learn; what it can do is walk to an object and
+        stop there (right with chance 1 / objects). Those worlds get that walk, as
+        `deaf_expert` says; the others, and worlds lacking another sense, the
+        privileged expert.
         """
         out = self.expert_actions()
         deaf = absent.get("audio")
         if deaf is None or not np.any(deaf):
             return out
-        cfg, w = self.cfg, self.worlds
-        rows = np.flatnonzero(deaf)
-        for i in rows:
-            if self._walk_start[i] != w.start_geo[i] or w.steps[i] == 0:
-                self._aim_at_nearest_object(int(i))
-        sub = np.empty(len(rows), np.int64)
-        W.expert_worlds(w.grid[rows], self._walk_field[rows], w.pos[rows], w.heading[rows],
-                        cfg.forward_m, self._turn, cfg.headings, cfg.agent_radius_m,
-                        cfg.success_radius_m - 0.05, sub)
-        out[rows] = sub
+        if self.cfg.deaf_expert == "in_view":
+            rows, targets = self._walk_to_what_is_seen(np.flatnonzero(deaf), out)
+            fields = self._object_fields[rows, targets]
+        else:
+            rows = np.flatnonzero(deaf)
+            for i in rows:
+                if self._walk_start[i] != self.worlds.start_geo[i] or self.worlds.steps[i] == 0:
+                    self._aim_at_nearest_object(int(i))
+            fields = self._walk_field[rows]
+        if len(rows):
+            cfg, w = self.cfg, self.worlds
+            sub = np.empty(len(rows), np.int64)
+            W.expert_worlds(w.grid[rows], fields, w.pos[rows], w.heading[rows], cfg.forward_m,
+                            self._turn, cfg.headings, cfg.agent_radius_m,
+                            cfg.success_radius_m - 0.05, sub)
+            out[rows] = sub
         return out
 
     def _aim_at_nearest_object(self, i: int) -> None:
@@ -243,6 +262,41 @@ class AudioVisualNavVectorEnv(BatchedEnv):
         j = int(np.argmin(reach))
         distance_field(w.free[i], w.obj_pos[i, j, 0], w.obj_pos[i, j, 1], self._walk_field[i])
         self._walk_start[i] = w.start_geo[i]
+
+    def _walk_to_what_is_seen(self, deaf: np.ndarray, out: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """``deaf_expert=in_view``, decided afresh each step as a memoryless student must:
+        with an object in view (within `SEEN_WITHIN_M`, no wall between), walk to the one
+        nearest the middle of the view; with none, turn right (written into `out`); after
+        a whole turn with none in view, walk to the nearest object anyway. The worlds
+        that walk, and the object each walks to."""
+        cfg, w = self.cfg, self.worlds
+        rows, targets = [], []
+        for i in deaf:
+            if self._walk_start[i] != w.start_geo[i] or w.steps[i] == 0:  # a new episode
+                self._walk_start[i], self._turned[i] = w.start_geo[i], 0
+                for j in range(w.obj_pos.shape[1]):
+                    distance_field(w.free[i], w.obj_pos[i, j, 0], w.obj_pos[i, j, 1],
+                                   self._object_fields[i, j])
+            objects_in_view(w.grid[i], w.pos[i, 0], w.pos[i, 1], w.heading[i] * self._turn,
+                            self._tan_half_fov, SEEN_WITHIN_M, w.obj_pos[i], self._in_view)
+            seen = np.flatnonzero(self._in_view)
+            if len(seen):
+                self._turned[i] = 0
+                d = w.obj_pos[i, seen] - w.pos[i]
+                off = (np.arctan2(d[:, 1], d[:, 0]) - w.heading[i] * self._turn + np.pi) \
+                    % (2 * np.pi) - np.pi
+                target = seen[int(np.argmin(np.abs(off)))]  # nearest the middle: it stays
+            elif self._turned[i] < cfg.headings:
+                out[i] = W.RIGHT
+                self._turned[i] += 1
+                continue
+            else:
+                target = int(np.argmin([geodesic_at(self._object_fields[i, j], *w.pos[i])
+                                        for j in range(w.obj_pos.shape[1])]))
+            rows.append(i)
+            targets.append(target)
+        return np.asarray(rows, np.int64), np.asarray(targets, np.int64)
 
     def recompute(self, world: int) -> None:
         """Redo world `world`'s free space and geodesic fields after editing its grid or

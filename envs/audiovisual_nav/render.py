@@ -163,3 +163,27 @@ def _draw_objects(rgb, depth, zbuf, ax, ay, fx, fy, focal, horizon, max_depth,
                     continue
                 _put(rgb, r, c, red * edge, green * edge, blue * edge)
                 depth[r, c, 0] = d
+
+
+@kernel
+def objects_in_view(grid: np.ndarray, ax: float, ay: float, heading: float,
+                    tan_half_fov: float, within: float, obj_pos: np.ndarray,
+                    out: np.ndarray) -> None:
+    """out[j]: object j's centre is in the camera's field of view, at most `within` metres
+    away, with no wall between (the line of sight sampled every 5 cm)."""
+    fx, fy = math.cos(heading), math.sin(heading)
+    size = grid.shape[0]
+    for j in range(obj_pos.shape[0]):
+        dx, dy = obj_pos[j, 0] - ax, obj_pos[j, 1] - ay
+        z = dx * fx + dy * fy
+        lat = -dx * fy + dy * fx
+        out[j] = z > 0.15 and abs(lat) <= z * tan_half_fov and math.hypot(dx, dy) <= within
+        if not out[j]:
+            continue
+        n = int(math.hypot(dx, dy) / 0.05) + 1
+        for k in range(1, n):
+            x, y = ax + dx * k / n, ay + dy * k / n
+            mx, my = int(math.floor(x)), int(math.floor(y))
+            if mx < 0 or my < 0 or mx >= size or my >= size or grid[my, mx] == 1:
+                out[j] = False
+                break

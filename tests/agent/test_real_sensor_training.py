@@ -168,11 +168,13 @@ def test_ppo_starts_from_another_runs_policy(tmp_path: Path) -> None:
         OnPolicyRunner(make_setup(init=str(tmp_path / "nowhere")), tmp_path / "c")
 
 
-def test_a_deaf_student_is_taught_to_walk_to_the_nearest_object() -> None:
-    """Without hearing the goal is unknowable; the expert for such episodes walks to the
-    nearest object and stops: right about once in as many objects, never the privileged
-    path's 100 %."""
-    env = make_vector_env({"id": "sensorium/AudioVisualNav-v0"}, 32)  # the default world
+@pytest.mark.parametrize("deaf_expert", ["nearest", "in_view"])
+def test_a_deaf_student_is_taught_to_walk_to_an_object(deaf_expert: str) -> None:
+    """Without hearing the goal is unknowable; the expert for such episodes walks to an
+    object (the nearest, or one in view) and stops: right about once in as many objects,
+    never the privileged path's 100 %."""
+    env = make_vector_env({"id": "sensorium/AudioVisualNav-v0", "deaf_expert": deaf_expert},
+                          32)  # the default world
     try:
         env.reset(seed=4)
         deaf = np.zeros(32, bool)

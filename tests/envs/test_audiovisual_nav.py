@@ -16,6 +16,7 @@ from envs.audiovisual_nav import AudioVisualNavVectorEnv, audiovisual_nav_spec
 from envs.audiovisual_nav import world as W
 from envs.audiovisual_nav.heuristics import ObjectSeeker, audio_only_actions
 from envs.audiovisual_nav.maps import FINE, distance_field, free_subcells, generate_map
+from envs.audiovisual_nav.render import objects_in_view
 
 ENV_ID = "sensorium/AudioVisualNav-v0"
 
@@ -279,6 +280,32 @@ def test_the_view_turns_with_the_agent(lab) -> None:
     assert np.array_equal(place(lab, (5.5, 5.5), 0)["rgb"], before["rgb"])
 
 
+def test_an_object_is_in_view_ahead_not_behind_or_behind_a_wall() -> None:
+    """What the deaf teacher may walk to: objects the camera shows (the renderer draws the
+    one in view nearer than the wall, and nothing where it says none is)."""
+    env = AudioVisualNavVectorEnv(num_envs=1, map_size=11, mic_noise=0.0)
+    env.reset(seed=0)
+    empty_room(env)
+    w, seen = env.worlds, np.zeros(1, np.bool_)
+    c, row = env.cfg.image_size // 2, env.cfg.image_size // 2 + 4  # below the horizon
+
+    def look(obj: tuple[float, float], heading_idx: int) -> tuple[bool, float]:
+        w.obj_pos[0, :] = obj
+        obs = place(env, (5.5, 5.5), heading_idx)
+        objects_in_view(w.grid[0], 5.5, 5.5, heading_idx * env._turn, env._tan_half_fov,
+                        5.0, w.obj_pos[0, :1], seen)
+        return bool(seen[0]), float(obs["depth"][row, c, 0])
+
+    assert look((8.5, 5.5), 0) == (True, pytest.approx(3.0, abs=0.05))  # drawn, 3 m ahead
+    assert look((2.5, 5.5), 0)[0] is False  # behind the camera
+    assert look((8.5, 5.5), 6)[0] is False  # turned away (180 degrees)
+    w.grid[0, 5, 7] = 1  # a wall cell between
+    env.recompute(0)
+    hidden, depth = look((8.5, 5.5), 0)
+    assert not hidden and depth == pytest.approx(1.5, abs=0.05)  # the wall, not the object
+    env.close()
+
+
 def test_forward_motion_bump_and_touch() -> None:
     env = AudioVisualNavVectorEnv(num_envs=1)
     env.reset(seed=0)
@@ -332,6 +359,7 @@ def test_invalid_actions_get_clear_errors() -> None:
         ({"map_size": 0}, r"map_size=0"),
         ({"num_distractors": 4, "num_objects": 4}, r"num_distractors=4.*<= 3"),
         ({"turn_deg": 25.0}, r"turn_deg=25.0.*divisor of 360"),
+        ({"deaf_expert": "seen"}, r"deaf_expert='seen' is invalid.*'nearest' or 'in_view'"),
         ({"imagesize": 32}, r"unknown setting\(s\) \['imagesize'\].*image_size"),
     ],
 )
