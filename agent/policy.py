@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Normal
 
 from perception.model import PerceptionModel
-from perception.settings import require_float, require_int
-from perception.spec import ActionSpec, ObsSpec
+from perception.settings import ConfigError, require_float, require_int
+from perception.spec import ActionSpec, ObsSpec, presence_key
 
 
 @dataclass
@@ -34,10 +34,17 @@ class PolicyConfig:
     """Let the critic also read the simulator's privileged state (the env must provide it)."""
     init_log_std: float = -0.5
     """Initial log standard deviation of continuous actions."""
+    actor_when_absent: list[str] = field(default_factory=list)
+    """Modalities whose absence hands the action to an actor head of its own, chosen in
+    the graph by the ``<name>_present`` flag (e.g. ``[audio]``: without hearing the task
+    is another one, walk to what is seen, and a shared head learns it badly)."""
 
     def validate(self) -> None:
         for h in [*self.actor_hidden, *self.critic_hidden]:
             require_int("policy", "hidden layer size", h, 1)
+        if len(set(self.actor_when_absent)) != len(self.actor_when_absent):
+            raise ConfigError(f"policy.actor_when_absent={self.actor_when_absent} names a "
+                              "modality twice; name each once")
         require_float("policy", "init_log_std", self.init_log_std, -10.0, 5.0)
 
 
@@ -54,6 +61,21 @@ def mlp(sizes: list[int], out: int, gain_last: float = 1.0) -> nn.Sequential:
     nn.init.zeros_(last.bias)
     layers.append(last)
     return nn.Sequential(*layers)
+
+
+def select_absent_actor(actor: nn.Module, absent_actors: nn.ModuleDict, state: Tensor,
+                        obs: Mapping[str, Tensor]) -> Tensor:
+    """``actor(state)``, replaced row by row by ``absent_actors[m](state)`` where
+    modality m's presence flag is False (flags (B,) or (T, B), like ``state``'s leading
+    dimensions); a modality whose flag the observation lacks is present."""
+    head = actor(state)
+    for name in reversed(list(absent_actors.keys())):
+        flag = obs.get(presence_key(name))
+        if flag is None:
+            continue
+        present = flag if flag.dtype == torch.bool else flag.to(torch.bool)
+        head = torch.where(present.unsqueeze(-1), head, absent_actors[name](state))
+    return head
 
 
 class Act(NamedTuple):
@@ -95,6 +117,12 @@ class ActorCritic(nn.Module):
         d = self.trunk.out_dim
         actor_sizes = [d] if self.trunk.fusion.linear_readout else [d, *self.cfg.actor_hidden]
         self.actor = mlp(actor_sizes, action_spec.dim, gain_last=0.01)
+        unknown = sorted(set(self.cfg.actor_when_absent) - set(obs_spec.names))
+        if unknown:
+            raise ConfigError(f"policy.actor_when_absent names {unknown}, which the "
+                              f"observation lacks; it has {', '.join(obs_spec.names)}")
+        self.absent_actors = nn.ModuleDict({m: mlp(actor_sizes, action_spec.dim, gain_last=0.01)
+                                            for m in self.cfg.actor_when_absent})
         self.privileged_dim = privileged_dim if self.cfg.privileged_critic else 0
         self.critic = mlp([d + self.privileged_dim, *self.cfg.critic_hidden], 1)
         self.continuous = action_spec.kind == "continuous"
@@ -122,6 +150,12 @@ class ActorCritic(nn.Module):
 
     def frontend(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return self.trunk.frontend(obs)
+
+    def head(self, state: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
+        """The actor's output: ``actor``, or where a modality of ``actor_when_absent`` is
+        absent (its ``<name>_present`` flag False) that modality's own head; the first
+        listed wins where several are absent."""
+        return select_absent_actor(self.actor, self.absent_actors, state, obs)
 
     def distribution(self, head: Tensor) -> Distribution:
         if self.continuous:
@@ -154,7 +188,7 @@ class ActorCritic(nn.Module):
             h_new = torch.cat([h_actor, h_critic], -1) if h_actor is not None else None
         else:
             cstate, h_new = state, h_actor
-        head = self.actor(state)
+        head = self.head(state, obs)
         dist = self.distribution(head)
         if deterministic:
             actions = head if self.continuous else head.argmax(-1)
@@ -187,7 +221,7 @@ class ActorCritic(nn.Module):
             state = self.trunk.fuse(features, present)
             cstate = (self.critic_trunk(obs, None, frontend_done)[0]
                       if self.critic_trunk is not None else state)
-        dist = self.distribution(self.actor(state))
+        dist = self.distribution(self.head(state, obs))
         log_prob, entropy = dist.log_prob(actions), dist.entropy()
         if self.continuous:
             log_prob, entropy = log_prob.sum(-1), entropy.sum(-1)
@@ -218,6 +252,7 @@ class DeterministicPolicy(nn.Module):
                              "export without the value (value=False)")
         self.trunk = policy.trunk
         self.actor = policy.actor
+        self.absent_actors = policy.absent_actors
         self.continuous = policy.continuous
         self.with_value = value
         self.critic = policy.critic if value else None
@@ -238,7 +273,7 @@ class DeterministicPolicy(nn.Module):
         if h is not None and self.critic_trunk is not None:
             h_actor, h_critic = h[..., :self.memory], h[..., self.memory:]
         state, h_new = self.trunk(obs, h_actor)
-        head = self.actor(state)
+        head = select_absent_actor(self.actor, self.absent_actors, state, obs)
         if self.continuous:
             action = torch.maximum(torch.minimum(head, self.high), self.low)
         else:

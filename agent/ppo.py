@@ -227,7 +227,7 @@ class PPO:
             loss = loss + cfg.aux_privileged_coef * aux
             stats["aux_privileged_loss"] = float(aux.detach())
         if mb.teacher is not None and cfg.teacher_coef > 0:
-            logits = policy.actor(ev.state.float())
+            logits = policy.head(ev.state.float(), mb.obs)
             labels = mb.teacher.reshape(-1)  # -1: a state kickstarting leaves to PPO
             kick = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels,
                                                ignore_index=-1, reduction="sum")

@@ -120,12 +120,19 @@ class DemoConfig:
     finetune_entropy: float = 0.003
     """PPO's entropy bonus when it fine-tunes the student."""
     finetune_teacher: float = 0.0
-    """Weight of the expert's cross-entropy while PPO fine-tunes the student (kickstarting,
+    """Weight of the teachers' cross-entropy while PPO fine-tunes the student (kickstarting,
     agent.teacher_coef; 0 = off). 0.05 took depth-absent success from 0.78 to 0.90 but
     clean and proprio-absent lower, one run each (README, *Real sensors*)."""
     finetune_teacher_on: str = "all"
     """Where that cross-entropy applies (agent.teacher_on): 'all' visited states, or
-    'absent', only the episodes that lack a sense (0.5 there: clean 0.77, README)."""
+    'absent', only the episodes that lack a sense."""
+    actor_when_absent: list[str] = field(default_factory=list)
+    """policy.actor_when_absent of both phases, e.g. ``[audio]``: without hearing the
+    policy acts through a head of its own."""
+    episode_dropout_of: dict[str, float] = field(default_factory=dict)
+    """run.episode_dropout_of of both phases, e.g. ``+episode_dropout_of.audio=0.35``."""
+    modality_dropout_of: dict[str, float] = field(default_factory=dict)
+    """run.modality_dropout_of of both phases, e.g. ``+modality_dropout_of.audio=0.0``."""
     max_steps: int = 5_000_000
     """Env-steps cap of the PPO phase (the minutes usually end it first)."""
     train_envs: int = 128

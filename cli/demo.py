@@ -78,7 +78,9 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
     if student.exists():
         shutil.rmtree(student)
     common = dict(root=str(run_dir.parent), num_envs=cfg.train_envs, seed=cfg.seed,
-                  progress=cfg.progress)
+                  progress=cfg.progress, episode_dropout_of=dict(cfg.episode_dropout_of),
+                  modality_dropout_of=dict(cfg.modality_dropout_of))
+    policy = {"actor_when_absent": list(cfg.actor_when_absent)}
     t0 = time.perf_counter()
     phases: dict[str, Any] = {}
     agent: dict[str, Any] = {"name": "ppo"}
@@ -89,7 +91,7 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
         dagger = {"name": "dagger", "rounds": cfg.dagger_rounds,
                   "steps_per_round": cfg.dagger_steps}
         phases["dagger"] = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion},
-                                                   agent=dagger, model={}, policy={}, run=run),
+                                                   agent=dagger, model={}, policy=policy, run=run),
                                         student)
         phases["dagger"]["minutes"] = (time.perf_counter() - t0) / 60
         agent.update(lr=cfg.finetune_lr, entropy_coef=cfg.finetune_entropy,
@@ -100,7 +102,7 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
                       compile=cfg.compile, init=init, **common)
     t1 = time.perf_counter()
     summary = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion}, agent=agent,
-                                      model={}, policy={}, run=run), run_dir)
+                                      model={}, policy=policy, run=run), run_dir)
     phases["ppo"] = {**summary, "minutes": (time.perf_counter() - t1) / 60}
     summary["route"] = {"name": cfg.route, "phases": phases,
                         "minutes": (time.perf_counter() - t0) / 60}

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+from agent.checkpoint import read_checkpoint_meta
+
 SENSORIUM = shutil.which("sensorium") or str(Path(sys.executable).parent / "sensorium")
 
 
@@ -117,8 +119,17 @@ def test_demo_trains_evaluates_exports_and_keeps_the_videos(tmp_path: Path) -> N
                     "episodes=4", "compile=false", "progress=false", "env.map_size=7",
                     "env.image_size=16", "env.max_steps=30", "out_dir=d", "bench_runs=50",
                     "runtime_seconds=1", "dagger_rounds=1", "dagger_steps=64",
+                    # the deaf-head variant's settings reach both phases
+                    "actor_when_absent=[audio]", "+episode_dropout_of.audio=0.35",
+                    "+modality_dropout_of.audio=0.0", "env.deaf_expert=in_view",
                     cwd=tmp_path).stdout
     assert "PPO, concat fusion (0.00M steps" in out  # 256 steps
+    for phase in ("run_dagger", "run"):
+        config = read_checkpoint_meta(tmp_path / "d" / phase / "checkpoints")["config"]
+        assert config["policy"]["actor_when_absent"] == ["audio"]
+        assert config["run"]["episode_dropout_of"] == {"audio": 0.35}
+        assert config["run"]["modality_dropout_of"] == {"audio": 0.0}
+        assert config["env"]["deaf_expert"] == "in_view"
     for policy in ("expert (privileged shortest path)", "hearing only", "seeing only"):
         assert policy in out
     report = json.loads((tmp_path / "d" / "demo.json").read_text())

@@ -136,3 +136,31 @@ def test_greedy_actions_of_onnxruntime_drive_the_same_episodes(tiny_runs, tmp_pa
     for key in ("mean_return", "mean_length", "success_rate", "spl", "collisions"):
         assert got[key] == pytest.approx(want[key], abs=1e-9), key
     assert np.isfinite(got["mean_return"])
+
+
+def test_a_head_of_its_own_for_absent_audio_is_in_the_file(tmp_path: Path) -> None:
+    """``policy.actor_when_absent=[audio]``: the file chooses the head by ``audio_present``,
+    equal to torch on every presence pattern, and the deaf head is not the other one."""
+    import torch
+
+    from agent.trained import load_trained
+    from envs.factory import make_vector_env
+    from tests.deploy.conftest import AVN, train_tiny
+
+    run = train_tiny(tmp_path / "run", actor_when_absent=["audio"])
+    report = export_run(run, {"out": str(tmp_path / "m.onnx"), "observations": FEW})
+    assert report["passed"] and report["patterns"] == 32
+    assert report["max_abs_diff"] <= TOLERANCE and report["mismatches"] == 0
+    policy = load_trained(run).policy
+    env = make_vector_env(AVN, 4)
+    obs, _ = env.reset(seed=1)
+    env.close()
+    model = Model(tmp_path / "m.onnx")
+    heard = model.run(model.make_feed(obs))["logits"]
+    deaf = model.run(model.make_feed(obs, present={"audio": False}))["logits"]
+    with torch.no_grad():
+        flags = {"audio_present": torch.zeros(4, dtype=torch.bool)}
+        state, _ = policy.trunk({**{k: torch.as_tensor(v) for k, v in obs.items()}, **flags})
+        want = policy.absent_actors["audio"](state).numpy()
+    np.testing.assert_allclose(deaf, want, atol=TOLERANCE)
+    assert not np.allclose(heard, deaf, atol=TOLERANCE)
