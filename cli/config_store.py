@@ -289,6 +289,13 @@ def run_config() -> type:
     return RunCommandSettings
 
 
+def analyze_config() -> type:
+    """``sensorium analyze``: what each modality of a trained run contributes."""
+    from analysis.settings import AnalyzeSettings
+
+    return AnalyzeSettings
+
+
 def train_config() -> type:
     """``sensorium train``'s primary config: the run settings plus the model groups."""
     from dataclasses import make_dataclass
@@ -319,6 +326,7 @@ PRIMARY: dict[str, tuple[Any, tuple[str, ...]]] = {
     "bench": (bench_config, ()),
     "run": (run_config, ()),
     "record": (run_config, ()),
+    "analyze": (analyze_config, ()),
 }
 
 

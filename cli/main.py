@@ -35,7 +35,7 @@ class Command:
 
 COMMANDS = (
     Command(("demo",), "demo", "cli.demo:run",
-            "the main job: train PPO on the default world (9 min), evaluate, export, videos"),
+            "the main job: train on the default world (20 min), evaluate, export, run it"),
     Command(("envs", "list"), "envs_list", "cli.envs_cmd:list_envs",
             "the registered worlds with their observation and action specs"),
     Command(("envs", "show"), "envs_show", "cli.envs_cmd:show",
@@ -54,6 +54,8 @@ COMMANDS = (
             "the real-time loop: model=FILE on live sensors, sim or a replay (torch-free)"),
     Command(("record",), "record", "cli.deploy_cmd:record",
             "record sensors to MCAP without a model (spec from model=FILE)"),
+    Command(("analyze",), "analyze", "cli.analyze_cmd:analyze",
+            "what each modality of a run contributes: Shapley values, interactions (report)"),
     Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
             "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
     Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",

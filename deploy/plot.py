@@ -121,6 +121,50 @@ def timeline_png(series: Mapping[str, Sequence[float]], path: str | Path, title:
     return _save(img, path)
 
 
+def bars_png(groups: Mapping[str, Mapping[str, tuple[float, float, float]]], path: str | Path,
+             title: str, unit: str = "") -> Path:
+    """Grouped bars with intervals: ``groups[group][bar] = (value, lo, hi)``; one colour
+    per bar name, a zero line, the value written over each bar."""
+    img = _canvas(title)
+    if not groups or not any(groups.values()):
+        raise ValueError("bars_png needs at least one group with one bar")
+    names = list(dict.fromkeys(b for g in groups.values() for b in g))
+    every = [x for g in groups.values() for v in g.values() for x in v]
+    lo, hi = min(min(every), 0.0), max(max(every), 0.0)
+    pad = (hi - lo) * 0.1 or 1.0
+    lo, hi = lo - (pad if lo < 0 else 0.0), hi + pad
+    x0, x1, y0, y1 = LEFT, W - RIGHT, H - BOTTOM, TOP
+
+    def py(v: float) -> int:
+        return int(y0 - (v - lo) / (hi - lo) * (y0 - y1))
+
+    for t in np.linspace(lo, hi, 6):
+        cv2.line(img, (x0, py(t)), (x1, py(t)), (235, 235, 235), 1)
+        _text(img, f"{t:.2f}", (8, py(t) + 4))
+    cv2.line(img, (x0, py(0.0)), (x1, py(0.0)), (90, 90, 90), 1)
+    slot = (x1 - x0) / len(groups)
+    width = max(int(slot * 0.8 / len(names)), 2)
+    for g, (group, bars) in enumerate(groups.items()):
+        left = x0 + g * slot + slot * 0.1
+        _text(img, group, (int(left), y0 + 18))
+        for b, name in enumerate(names):
+            if name not in bars:
+                continue
+            value, low, high = bars[name]
+            colour = COLOURS[b % len(COLOURS)]
+            xa = int(left + b * width)
+            cv2.rectangle(img, (xa, min(py(value), py(0.0))), (xa + width - 2,
+                          max(py(value), py(0.0))), colour, -1)
+            mid = xa + width // 2
+            cv2.line(img, (mid, py(low)), (mid, py(high)), (20, 20, 20), 1)
+            _text(img, f"{value:.2f}", (xa, min(py(high), py(value)) - 4), 0.35)
+    for b, name in enumerate(names):
+        _text(img, name, (x1 - 200, y1 + 18 + 18 * b), 0.42, COLOURS[b % len(COLOURS)])
+    if unit:
+        _text(img, unit, (8, TOP - 10))
+    return _save(img, path)
+
+
 def _save(img: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

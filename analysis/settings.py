@@ -1,0 +1,47 @@
+"""``sensorium analyze`` settings (a Hydra structured config; validated before any work)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perception.settings import ConfigError, require_int
+
+WHERE = "analyze"
+
+#: Fewer states than this give no meaningful bootstrap interval
+MIN_STATES = 32
+
+
+@dataclass
+class AnalyzeSettings:
+    """What each modality of a trained run contributes, and how pairs interact."""
+
+    run: str = ""
+    """The run folder (written by ``sensorium train``)."""
+    states: int = 2048
+    """States visited by the full policy (its own rollouts, sampled actions) on which
+    every coalition of modalities is evaluated."""
+    worlds: int = 32
+    """Worlds stepped together in those rollouts."""
+    removal: str = "presence"
+    """How a modality outside a coalition is removed: presence (its flag off: the policy's
+    own absent path), zeros, mean (over the states) or permute (another state's data)."""
+    resamples: int = 1000
+    """Bootstrap resamples of the states for every interval."""
+    seed: int = 0
+    """Seed of the rollout worlds, the permutation and the bootstrap."""
+    out: str = ""
+    """Report folder; empty = <run>/analysis."""
+
+    def validate(self) -> None:
+        from analysis.coalitions import REMOVALS
+
+        if not self.run:
+            raise ConfigError("sensorium analyze needs run=DIR (a folder written by "
+                              "sensorium train)")
+        require_int(WHERE, "states", self.states, MIN_STATES)
+        require_int(WHERE, "worlds", self.worlds, 1, self.states)
+        require_int(WHERE, "resamples", self.resamples, 100)
+        if self.removal not in REMOVALS:
+            raise ConfigError(f"{WHERE}: removal={self.removal!r} is unknown; choose one of "
+                              f"{', '.join(REMOVALS)}")

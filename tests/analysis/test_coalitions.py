@@ -1,0 +1,124 @@
+"""A trained policy under every coalition of its modalities, and ``sensorium analyze``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.config import RunSettings
+from agent.trained import load_trained
+from analysis.coalitions import offline_values, removed
+from analysis.report import analyze, dropout_warning, write
+from analysis.settings import AnalyzeSettings
+from analysis.shapley import coalitions
+from envs.factory import make_vector_env
+from perception.settings import ConfigError
+from perception.spec import presence_key
+from tests.cli.test_cli import SENSORIUM
+from tests.deploy.conftest import AVN, train_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("analysis") / "run")
+
+
+def _states(n: int = 24) -> dict[str, np.ndarray]:
+    env = make_vector_env(AVN, n)
+    obs, _ = env.reset(seed=3)
+    obs, *_ = env.step(np.full(n, 1))
+    env.close()
+    return {k: np.asarray(v) for k, v in obs.items()}
+
+
+def _logits(policy, obs: dict[str, np.ndarray]) -> torch.Tensor:
+    with torch.no_grad():
+        return policy({k: torch.as_tensor(v) for k, v in obs.items()}, None)[1]
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> np.ndarray:
+    lp, lq = torch.log_softmax(p, -1), torch.log_softmax(q, -1)
+    return (lp.exp() * (lp - lq)).sum(-1).numpy()
+
+
+def test_every_coalition_in_one_call_is_the_policy_with_those_modalities(tiny_run) -> None:
+    trained = load_trained(tiny_run)
+    policy, names = trained.deployable(), trained.obs_spec.names
+    obs = _states()
+    batched = offline_values(policy, obs, names, chunk=24)
+    single = offline_values(policy, obs, names, chunk=1)
+    full = _logits(policy, obs)
+    deaf = frozenset(names) - {"audio"}
+    flags_off = {**obs, presence_key("audio"): np.zeros(24, bool)}
+    np.testing.assert_allclose(batched["neg_kl"][deaf], -_kl(full, _logits(policy, flags_off)),
+                               atol=1e-5)
+    for s in coalitions(names):
+        np.testing.assert_allclose(batched["neg_kl"][s], single["neg_kl"][s], atol=1e-5)
+        assert (batched["neg_kl"][s] <= 1e-6).all()
+    everything = frozenset(names)
+    assert (batched["agreement"][everything] == 1).all()
+    assert np.abs(batched["neg_kl"][everything]).max() < 1e-6
+
+
+@pytest.mark.parametrize("removal", ["zeros", "mean", "permute"])
+def test_other_removal_operators_replace_the_data_and_keep_the_flag(tiny_run, removal) -> None:
+    trained = load_trained(tiny_run)
+    policy, names = trained.deployable(), trained.obs_spec.names
+    obs = _states()
+    values = offline_values(policy, obs, names, removal=removal, seed=5, chunk=24)
+    rng = np.random.default_rng(5)
+    replacement = {"zeros": np.zeros_like(obs["rgb"]),
+                   "mean": np.broadcast_to(obs["rgb"].astype(np.float64).mean(0),
+                                           obs["rgb"].shape).astype(np.uint8),
+                   "permute": obs["rgb"][rng.permutation(24)]}[removal]
+    blind = removed(obs, frozenset(names) - {"rgb"}, names, removal, {"rgb": replacement})
+    assert blind[presence_key("rgb")].all()  # the flag stays on: only the data changes
+    np.testing.assert_array_equal(blind["rgb"], replacement)
+    np.testing.assert_allclose(values["neg_kl"][frozenset(names) - {"rgb"}],
+                               -_kl(_logits(policy, obs), _logits(policy, blind)), atol=1e-5)
+    with pytest.raises(ValueError, match="removal='drop' is unknown; choose one of presence"):
+        offline_values(policy, obs, names, removal="drop")
+
+
+def test_the_report_has_every_modality_interval_and_efficiency(tiny_run, tmp_path) -> None:
+    report = analyze(AnalyzeSettings(run=str(tiny_run), states=64, worlds=8, resamples=100))
+    names = ["rgb", "depth", "audio", "proprio", "touch"]
+    assert report["modalities"] == names and report["states"] == 64
+    for v in ("agreement", "neg_kl"):
+        per = report["shapley"][v]
+        assert set(per) == set(names)
+        assert all(x["ci"][0] <= x["value"] <= x["ci"][1] for x in per.values())
+        assert len(report["interaction_index"][v]) == 10
+        gap = sum(x["value"] for x in per.values()) - (
+            report["coalition_values"][v]["+".join(names)] - report["coalition_values"][v]["none"])
+        assert abs(gap) < 1e-9 and abs(report["efficiency_gap"][v]) < 1e-9
+    assert report["coalition_values"]["agreement"]["+".join(names)] == 1.0
+    paths = write(report, tmp_path / "out")
+    assert json.loads(paths["json"].read_text())["shapley"] == report["shapley"]
+    assert "| audio |" in paths["md"].read_text()
+    assert paths["png_agreement"].stat().st_size > 1000
+
+
+def test_a_run_trained_without_dropout_gets_the_warning() -> None:
+    assert dropout_warning(RunSettings()) is None  # the defaults drop modalities
+    clean = RunSettings(modality_dropout=0.0, episode_dropout=0.0)
+    assert "trained without modality dropout" in dropout_warning(clean)
+    assert dropout_warning(RunSettings(modality_dropout=0.0, episode_dropout=0.0,
+                                       episode_dropout_of={"audio": 0.3})) is None
+
+
+def test_bad_settings_name_the_setting(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="states=4 is invalid; it must be an integer >= 32"):
+        AnalyzeSettings(run="x", states=4).validate()
+    with pytest.raises(ConfigError, match="removal='drop' is unknown"):
+        AnalyzeSettings(run="x", removal="drop").validate()
+    with pytest.raises(ConfigError, match="needs run=DIR"):
+        AnalyzeSettings().validate()
+    proc = subprocess.run([SENSORIUM, "analyze", f"run={tmp_path}"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "no complete checkpoint" in proc.stderr + proc.stdout
