@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +14,21 @@ from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
 from envs.episodes import EpisodeQuota
 from envs.factory import make_vector_env
+from perception.spec import presence_key
 
 METRICS = ("success", "spl", "collisions")
 
 
 def evaluate_on_new_worlds(policy: ActorCritic, env_cfg: Mapping[str, Any],
                            pipeline: ObservationPipeline, episodes: int, seed: int,
-                           num_envs: int = 32, deterministic: bool = True) -> dict[str, Any]:
+                           num_envs: int = 32, deterministic: bool = True,
+                           absent: Sequence[str] = (), per_episode: bool = False
+                           ) -> dict[str, Any]:
     """:func:`evaluate_policy` on a batch of at most `num_envs` worlds made for it, then closed."""
     env = make_vector_env(dict(env_cfg), min(num_envs, episodes))
     try:
-        return evaluate_policy(policy, env, pipeline, episodes, seed, deterministic)
+        return evaluate_policy(policy, env, pipeline, episodes, seed, deterministic, absent,
+                               per_episode)
     finally:
         env.close()
 
@@ -32,12 +36,20 @@ def evaluate_on_new_worlds(policy: ActorCritic, env_cfg: Mapping[str, Any],
 @torch.no_grad()
 def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
                     pipeline: ObservationPipeline, episodes: int, seed: int,
-                    deterministic: bool = True) -> dict[str, Any]:
+                    deterministic: bool = True, absent: Sequence[str] = (),
+                    per_episode: bool = False) -> dict[str, Any]:
     """Run exactly `episodes` episodes (a fixed share per world, see EpisodeQuota); means.
 
     ``success``, ``spl`` and ``collisions`` are reported when the world's
-    ``final_info`` carries them (AudioVisualNav does).
+    ``final_info`` carries them (AudioVisualNav does). The modalities in `absent`
+    are switched off every step (presence flag False: the policy's own absent
+    path). `per_episode` adds ``per_episode``: every episode's return, length and
+    metrics, in the order they ended.
     """
+    unknown = [m for m in absent if m not in pipeline.names]
+    if unknown:
+        raise ValueError(f"absent={list(absent)} names {unknown}, which the policy lacks; it "
+                         f"reads {', '.join(pipeline.names)}")
     policy.eval()
     obs, _ = env.reset(seed=seed)
     n = env.num_envs
@@ -49,6 +61,8 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
     quota = EpisodeQuota(n, episodes)
     while not quota.complete:
         x = pipeline(obs, train=False)
+        for m in absent:
+            x[presence_key(m)] = torch.zeros_like(x[presence_key(m)])
         priv = (torch.as_tensor(env.privileged_state(), device=x[pipeline.names[0]].device)
                 if policy.privileged_dim else None)  # a privileged critic's input (unused here)
         out = policy.act(x, h, priv, deterministic=deterministic, frontend_done=True)
@@ -79,6 +93,9 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
         if v:
             key = {"success": "success_rate"}.get(k, k)
             result[key] = float(np.mean(v))
+    if per_episode:
+        result["per_episode"] = {"return": done_returns, "length": done_lengths,
+                                 **{k: v for k, v in found.items() if v}}
     return result
 
 

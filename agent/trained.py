@@ -37,9 +37,10 @@ class Trained:
         return ObservationPipeline(self.obs_spec, self.policy, self.device)
 
     def evaluate(self, episodes: int, num_envs: int = 32, seed: int = 12345,
-                 deterministic: bool = True) -> dict[str, Any]:
+                 deterministic: bool = True, absent: tuple[str, ...] = (),
+                 per_episode: bool = False) -> dict[str, Any]:
         result = evaluate_on_new_worlds(self.policy, self.setup.env, self.pipeline, episodes,
-                                        seed, num_envs, deterministic)
+                                        seed, num_envs, deterministic, absent, per_episode)
         return {"run": str(self.run_dir), "env_steps": self.step, "seed": seed,
                 "deterministic": deterministic, **result}
 

@@ -17,13 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from analysis.closed_loop import online_values
 from analysis.coalitions import OFFLINE_VALUES, offline_values
 from analysis.settings import AnalyzeSettings
 from analysis.shapley import MAX_EXACT, ShapleyResult, shapley_of_samples
 from perception.settings import ConfigError
 
 VALUE_UNITS = {"agreement": "share of states with the full policy's greedy action",
-               "neg_kl": "-KL(full || coalition) of the action distributions, nats"}
+               "neg_kl": "-KL(full || coalition) of the action distributions, nats",
+               "success": "closed-loop success rate", "return": "closed-loop episode return",
+               "spl": "closed-loop SPL"}
 
 
 def dropout_warning(run_settings: Any) -> str | None:
@@ -66,6 +69,12 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
     results: dict[str, ShapleyResult] = {
         v: shapley_of_samples(values[v], names, settings.resamples, seed=settings.seed)
         for v in OFFLINE_VALUES}
+    t2 = time.perf_counter()
+    if settings.episodes:
+        online = online_values(trained, names, settings.episodes)
+        results.update({v: shapley_of_samples(per, names, settings.resamples,
+                                              seed=settings.seed, paired=False)
+                        for v, per in online.items()})
     warnings = [w for w in [dropout_warning(trained.setup.run)] if w]
     return {
         "run": str(settings.run), "env_steps": trained.step, "modalities": list(names),
@@ -79,7 +88,9 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
         "coalition_values": {v: r.coalition_values for v, r in results.items()},
         "efficiency_gap": {v: r.efficiency_gap for v, r in results.items()},
         "value_units": {v: VALUE_UNITS[v] for v in results},
-        "seconds": {"rollout": t1 - t0, "coalitions": time.perf_counter() - t1},
+        "episodes": settings.episodes,
+        "seconds": {"rollout": t1 - t0, "coalitions": t2 - t1,
+                    "closed_loop": time.perf_counter() - t2},
     }
 
 
@@ -89,7 +100,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
              f"{report['states']} states of the full policy's rollouts (seed {report['seed']}), "
              f"every coalition of {', '.join(report['modalities'])}, modalities removed by "
              f"`{report['removal']}`; 95 % bootstrap intervals over the states "
-             f"({report['resamples']} resamples).", ""]
+             f"({report['resamples']} resamples)"
+             + (f"; closed-loop values over {report['episodes']} episodes per coalition "
+                "(evaluation worlds, seed 12345, modalities off by their presence flags)"
+                if report["episodes"] else "") + ".", ""]
     lines += [f"**Warning:** {w}" for w in report["warnings"]]
     for v, per in report["shapley"].items():
         lines += ["", f"## Shapley values: {v} ({report['value_units'][v]})", "",

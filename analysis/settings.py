@@ -10,6 +10,8 @@ WHERE = "analyze"
 
 #: Fewer states than this give no meaningful bootstrap interval
 MIN_STATES = 32
+#: ... and fewer episodes than this per coalition
+MIN_EPISODES = 20
 
 
 @dataclass
@@ -26,6 +28,9 @@ class AnalyzeSettings:
     removal: str = "presence"
     """How a modality outside a coalition is removed: presence (its flag off: the policy's
     own absent path), zeros, mean (over the states) or permute (another state's data)."""
+    episodes: int = 0
+    """Closed-loop episodes per coalition for the online values (success, return, SPL;
+    2^M times this many episodes in all); 0 = the offline values only."""
     resamples: int = 1000
     """Bootstrap resamples of the states for every interval."""
     seed: int = 0
@@ -42,6 +47,10 @@ class AnalyzeSettings:
         require_int(WHERE, "states", self.states, MIN_STATES)
         require_int(WHERE, "worlds", self.worlds, 1, self.states)
         require_int(WHERE, "resamples", self.resamples, 100)
+        require_int(WHERE, "episodes", self.episodes, 0)
+        if 0 < self.episodes < MIN_EPISODES:
+            raise ConfigError(f"{WHERE}: episodes={self.episodes} is too few for an interval; "
+                              f"use 0 (offline values only) or >= {MIN_EPISODES}")
         if self.removal not in REMOVALS:
             raise ConfigError(f"{WHERE}: removal={self.removal!r} is unknown; choose one of "
                               f"{', '.join(REMOVALS)}")

@@ -131,12 +131,13 @@ def _interval(draws: np.ndarray, level: float) -> np.ndarray:
 
 def shapley_of_samples(per_sample: Mapping[Coalition, np.ndarray], players: Sequence[str],
                        resamples: int = 1000, level: float = 0.95, seed: int = 0,
-                       tolerance: float = 1e-9) -> ShapleyResult:
+                       tolerance: float = 1e-9, paired: bool = True) -> ShapleyResult:
     """Exact Shapley values and interaction indices of v(S) = mean of ``per_sample[S]``.
 
-    `per_sample` maps every coalition to (N,) values of the same N samples
-    (states or episodes); the intervals bootstrap those samples (`resamples`
-    draws with replacement, seeded), each coalition resampled alike.
+    `per_sample` maps every coalition to (N,) values. `paired`: the same N samples
+    (states) under every coalition, resampled alike; else each coalition's own N
+    samples (episodes of its own), resampled independently. The intervals bootstrap
+    them (`resamples` draws with replacement, seeded).
     """
     players = _check_players(players)
     if len(players) > MAX_EXACT:
@@ -161,8 +162,12 @@ def shapley_of_samples(per_sample: Mapping[Coalition, np.ndarray], players: Sequ
                              f"v(empty)) = {gap:.3g}")
     rng = np.random.default_rng(seed)
     draws = np.empty((resamples, len(subsets)))
+    columns = np.arange(len(subsets))
     for r in range(resamples):
-        draws[r] = table[rng.integers(0, n, n)].mean(0)
+        if paired:
+            draws[r] = table[rng.integers(0, n, n)].mean(0)
+        else:
+            draws[r] = table[rng.integers(0, n, (n, len(subsets))), columns].mean(0)
     phi_ci, inter_ci = _interval(draws @ w.T, level), _interval(draws @ wi.T, level)
     return ShapleyResult(
         players=players,

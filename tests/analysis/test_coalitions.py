@@ -122,3 +122,24 @@ def test_bad_settings_name_the_setting(tmp_path) -> None:
     proc = subprocess.run([SENSORIUM, "analyze", f"run={tmp_path}"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "no complete checkpoint" in proc.stderr + proc.stdout
+
+
+def test_closed_loop_values_switch_the_coalitions_modalities_off(tiny_run) -> None:
+    trained = load_trained(tiny_run)
+    names = trained.obs_spec.names
+    blind = trained.evaluate(8, 4, absent=names, per_episode=True)["per_episode"]
+    # with every sense off a feed-forward policy acts the same at every step: its greedy
+    # episodes all last as long (1 step if that act is stop, else the time limit)
+    assert len(blind["length"]) == 8 and len(set(blind["length"])) == 1
+    with pytest.raises(ValueError, match=r"names \['sonar'\], which the policy lacks"):
+        trained.evaluate(4, 4, absent=("sonar",))
+    report = analyze(AnalyzeSettings(run=str(tiny_run), states=32, worlds=8, resamples=100,
+                                     episodes=20))
+    assert report["episodes"] == 20
+    for v in ("success", "return", "spl"):
+        per = report["shapley"][v]
+        assert set(per) == set(names) and abs(report["efficiency_gap"][v]) < 1e-9
+        assert all(x["ci"][0] <= x["value"] + 1e-12 and x["value"] <= x["ci"][1] + 1e-12
+                   for x in per.values())
+    with pytest.raises(ConfigError, match="episodes=5 is too few for an interval"):
+        AnalyzeSettings(run="x", episodes=5).validate()

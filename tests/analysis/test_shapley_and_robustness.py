@@ -51,6 +51,19 @@ def test_shapley_on_modality_probe_gives_the_closed_form(interaction: str, phi_a
     assert abs(result.efficiency_gap) < 1e-12
 
 
+def test_unpaired_samples_resample_each_coalition_on_its_own() -> None:
+    values = _probe_values("synergy")
+    paired = shapley_of_samples(values, ("a", "b"), resamples=200)
+    unpaired = shapley_of_samples(values, ("a", "b"), resamples=200, paired=False)
+    assert unpaired.values == paired.values  # the same means
+    assert unpaired.interaction["a*b"] == pytest.approx(0.5, abs=0.04)
+    # paired states share their noise across coalitions, so the differences the
+    # interaction index is made of are tighter than between independent samples
+    width = {k: r.interaction_ci["a*b"][1] - r.interaction_ci["a*b"][0]
+             for k, r in (("paired", paired), ("unpaired", unpaired))}
+    assert width["unpaired"] > 1.5 * width["paired"] > 0
+
+
 def test_shapley_alone_cannot_tell_redundancy_from_synergy_the_interaction_sign_can() -> None:
     syn = shapley_of_samples(_probe_values("synergy"), ("a", "b"), resamples=50)
     red = shapley_of_samples(_probe_values("redundant"), ("a", "b"), resamples=50)
