@@ -131,15 +131,13 @@ def write(report: dict[str, Any], out: Path) -> dict[str, Path]:
     paths = {"json": out / "analysis.json", "md": out / "analysis.md"}
     paths["json"].write_text(json.dumps(report, indent=2))
     paths["md"].write_text(summary_markdown(report))
+    name = Path(report["run"]).name
     for v in report["shapley"]:
-        groups = {"Shapley value": {m: (x["value"], *x["ci"])
-                                    for m, x in report["shapley"][v].items()}}
-        for p, x in report["interaction_index"][v].items():
-            groups.setdefault("interaction", {})[p] = (x["value"], *x["ci"])
-        paths[f"png_{v}"] = bars_png(
-            {"Shapley value": groups["Shapley value"]}, out / f"shapley_{v}.png",
-            f"Shapley values ({v}), 95 % intervals: {Path(report['run']).name}")
+        values = {m: (x["value"], *x["ci"]) for m, x in report["shapley"][v].items()}
+        pairs = {p: (x["value"], *x["ci"]) for p, x in report["interaction_index"][v].items()}
+        paths[f"png_{v}"] = bars_png({"Shapley value": values}, out / f"shapley_{v}.png",
+                                     f"Shapley values ({v}), 95 % intervals: {name}")
         paths[f"png_interaction_{v}"] = bars_png(
-            {"pairs": groups["interaction"]}, out / f"interaction_{v}.png",
+            {"pairs": pairs}, out / f"interaction_{v}.png",
             f"Shapley interaction index ({v}), 95 % intervals")
     return paths

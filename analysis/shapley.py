@@ -105,15 +105,6 @@ class ShapleyResult:
     seed: int = 0
     resamples: int = 0
 
-    def to_dict(self) -> dict:
-        return {"players": list(self.players),
-                "values": {p: {"value": v, "ci": list(self.ci[p])} for p, v in self.values.items()},
-                "interaction_index": {k: {"value": v, "ci": list(self.interaction_ci[k])}
-                                      for k, v in self.interaction.items()},
-                "exact": self.exact, "efficiency_gap": self.efficiency_gap,
-                "coalition_values": self.coalition_values, "seed": self.seed,
-                "resamples": self.resamples}
-
 
 def coalition_name(s: Coalition, players: Sequence[str]) -> str:
     """'rgb+audio' in the players' order; 'none' for the empty coalition."""
@@ -203,9 +194,9 @@ def shapley_by_permutations(value: Callable[[Coalition], float], players: Sequen
     rng = np.random.default_rng(seed)
     m = len(players)
     marginal = np.zeros((permutations, m))
-    order = rng.permutation(m)
+    order = np.arange(m)
     for k in range(permutations):
-        order = rng.permutation(m) if k % 2 == 0 else order[::-1]
+        order = rng.permutation(m) if k % 2 == 0 else order[::-1]  # an order, then its reverse
         s: Coalition = frozenset()
         for i in order:
             joined = s | {players[i]}
