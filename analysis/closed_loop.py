@@ -20,16 +20,18 @@ ONLINE_VALUES = ("success", "return", "spl")
 
 
 def online_values(trained: Any, names: Sequence[str], episodes: int, seed: int = 12345,
-                  num_envs: int = 32) -> dict[str, dict[Coalition, np.ndarray]]:
+                  num_envs: int = 32, subsets: Sequence[Coalition] | None = None
+                  ) -> dict[str, dict[Coalition, np.ndarray]]:
     """Per online value (those the world reports), per coalition: (episodes,) values.
 
     Args:
         trained: an ``agent.trained.Trained`` run.
         episodes: episodes per coalition (2^M coalitions: the cost is 2^M times this).
+        subsets: the coalitions to drive (default: all of them).
     """
     names = tuple(names)
     out: dict[str, dict[Coalition, np.ndarray]] = {}
-    for s in coalitions(names):
+    for s in coalitions(names) if subsets is None else subsets:
         absent = tuple(m for m in names if m not in s)
         result = trained.evaluate(episodes, num_envs, seed, deterministic=True, absent=absent,
                                   per_episode=True)["per_episode"]

@@ -67,10 +67,11 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def offline_values(policy: nn.Module, obs: Mapping[str, np.ndarray], names: Sequence[str],
-                   h: np.ndarray | None = None, removal: str = "presence", seed: int = 0,
-                   chunk: int = 32) -> dict[str, dict[Coalition, np.ndarray]]:
-    """Per value function, per coalition: (N,) values over the N states of `obs`.
+def coalition_logits(policy: nn.Module, obs: Mapping[str, np.ndarray], names: Sequence[str],
+                     h: np.ndarray | None = None, removal: str = "presence", seed: int = 0,
+                     chunk: int = 32, subsets: Sequence[Coalition] | None = None
+                     ) -> dict[Coalition, np.ndarray]:
+    """Per coalition: the (N, A) action logits of the policy with only those modalities.
 
     Args:
         policy: a ``DeterministicPolicy`` of a discrete action space:
@@ -79,17 +80,20 @@ def offline_values(policy: nn.Module, obs: Mapping[str, np.ndarray], names: Sequ
         names: the modalities the coalitions are made of (the policy's).
         h: (N, H) recurrent state fed at each state (the full policy's), or None.
         chunk: states per model call; each call carries all 2^M coalitions of them.
+        subsets: the coalitions to evaluate (default: all 2^M); the full one is always
+            among them.
     """
     check_choice("removal", removal, REMOVALS)
     names = tuple(names)
-    subsets = coalitions(names)
+    subsets = coalitions(names) if subsets is None else list(dict.fromkeys(
+        [*subsets, frozenset(names)]))
     n = len(next(iter(obs[m] for m in names)))
     rng = np.random.default_rng(seed)
     arrays = {k: np.asarray(v) for k, v in obs.items()
               if k in names or k in {presence_key(m) for m in names}}
     means = {m: arrays[m].astype(np.float64).mean(0) for m in names}
     permutation = rng.permutation(n)
-    values = {v: {s: np.empty(n) for s in subsets} for v in OFFLINE_VALUES}
+    out: dict[Coalition, np.ndarray] = {}
     for lo in range(0, n, chunk):
         idx = np.arange(lo, min(lo + chunk, n))
         part = {k: v[idx] for k, v in arrays.items()}
@@ -103,9 +107,29 @@ def offline_values(policy: nn.Module, obs: Mapping[str, np.ndarray], names: Sequ
         batch = {k: torch.as_tensor(np.concatenate([f[k] for f in feeds])) for k in feeds[0]}
         hb = (None if h is None else
               torch.as_tensor(np.tile(np.asarray(h, np.float32)[idx], (len(subsets), 1))))
-        logits = policy(batch, hb)[1].float().reshape(len(subsets), b, -1)
-        full = logits[-1]
+        logits = policy(batch, hb)[1].float().reshape(len(subsets), b, -1).numpy()
         for c, s in enumerate(subsets):
-            values["agreement"][s][idx] = (logits[c].argmax(-1) == full.argmax(-1)).numpy()
-            values["neg_kl"][s][idx] = (-_kl(full, logits[c])).numpy()
+            out.setdefault(s, np.empty((n, logits.shape[-1]), np.float32))[idx] = logits[c]
+    return out
+
+
+def values_of_logits(logits: Mapping[Coalition, np.ndarray], names: Sequence[str]
+                     ) -> dict[str, dict[Coalition, np.ndarray]]:
+    """Per value function (:data:`OFFLINE_VALUES`), per coalition of `logits`: (N,) values
+    against the full coalition's logits."""
+    full = torch.as_tensor(logits[frozenset(names)])
+    values: dict[str, dict[Coalition, np.ndarray]] = {v: {} for v in OFFLINE_VALUES}
+    for s, x in logits.items():
+        q = torch.as_tensor(x)
+        values["agreement"][s] = (q.argmax(-1) == full.argmax(-1)).numpy().astype(np.float64)
+        values["neg_kl"][s] = (-_kl(full, q)).numpy().astype(np.float64)
     return values
+
+
+def offline_values(policy: nn.Module, obs: Mapping[str, np.ndarray], names: Sequence[str],
+                   h: np.ndarray | None = None, removal: str = "presence", seed: int = 0,
+                   chunk: int = 32) -> dict[str, dict[Coalition, np.ndarray]]:
+    """Per value function, per coalition: (N,) values over the N states of `obs` (the
+    arguments of :func:`coalition_logits`)."""
+    return values_of_logits(coalition_logits(policy, obs, names, h, removal, seed, chunk),
+                            names)

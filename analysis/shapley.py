@@ -173,17 +173,39 @@ def shapley_of_samples(per_sample: Mapping[Coalition, np.ndarray], players: Sequ
         seed=seed, resamples=resamples)
 
 
+def sampled_orders(m: int, permutations: int, seed: int = 0) -> np.ndarray:
+    """(permutations, m) orders of m players: random ones, each followed by its reverse
+    (antithetic pairs), seeded."""
+    if permutations < 2:
+        raise ValueError(f"permutations={permutations}: need at least 2 orders")
+    rng = np.random.default_rng(seed)
+    orders = np.empty((permutations, m), np.int64)
+    order = np.arange(m)
+    for k in range(permutations):
+        order = rng.permutation(m) if k % 2 == 0 else order[::-1]  # an order, then its reverse
+        orders[k] = order
+    return orders
+
+
+def visited_coalitions(players: Sequence[str], orders: np.ndarray) -> list[Coalition]:
+    """The coalitions the orders pass through (each order's prefixes), smallest first."""
+    players = _check_players(players)
+    seen = {frozenset()}
+    for order in orders:
+        seen.update(frozenset(players[i] for i in order[:k + 1]) for k in range(len(order)))
+    return sorted(seen, key=lambda c: (len(c), sorted(players.index(p) for p in c)))
+
+
 def shapley_by_permutations(value: Callable[[Coalition], float], players: Sequence[str],
                             permutations: int = 200, seed: int = 0) -> ShapleyResult:
-    """Shapley values estimated over `permutations` random orders (antithetic pairs: each
-    order and its reverse), for many modalities; v is cached per coalition.
+    """Shapley values estimated over the orders of :func:`sampled_orders`, for many
+    modalities; v is cached per coalition (:func:`visited_coalitions` lists those it asks).
 
     The intervals are the normal ones over orders (1.96 standard errors); the
     efficiency holds exactly for every order, so its gap is checked too.
     """
     players = _check_players(players)
-    if permutations < 2:
-        raise ValueError(f"permutations={permutations}: need at least 2 orders")
+    orders = sampled_orders(len(players), permutations, seed)
     cache: dict[Coalition, float] = {}
 
     def v(s: Coalition) -> float:
@@ -191,12 +213,9 @@ def shapley_by_permutations(value: Callable[[Coalition], float], players: Sequen
             cache[s] = float(value(s))
         return cache[s]
 
-    rng = np.random.default_rng(seed)
     m = len(players)
     marginal = np.zeros((permutations, m))
-    order = np.arange(m)
-    for k in range(permutations):
-        order = rng.permutation(m) if k % 2 == 0 else order[::-1]  # an order, then its reverse
+    for k, order in enumerate(orders):
         s: Coalition = frozenset()
         for i in order:
             joined = s | {players[i]}
