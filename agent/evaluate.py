@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,20 @@ from perception.spec import presence_key
 
 METRICS = ("success", "spl", "collisions")
 
+#: A change made to every step's raw observation before the policy reads it
+Perturbation = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
 
 def evaluate_on_new_worlds(policy: ActorCritic, env_cfg: Mapping[str, Any],
                            pipeline: ObservationPipeline, episodes: int, seed: int,
                            num_envs: int = 32, deterministic: bool = True,
-                           absent: Sequence[str] = (), per_episode: bool = False
-                           ) -> dict[str, Any]:
+                           absent: Sequence[str] = (), per_episode: bool = False,
+                           perturb: Perturbation | None = None) -> dict[str, Any]:
     """:func:`evaluate_policy` on a batch of at most `num_envs` worlds made for it, then closed."""
     env = make_vector_env(dict(env_cfg), min(num_envs, episodes))
     try:
         return evaluate_policy(policy, env, pipeline, episodes, seed, deterministic, absent,
-                               per_episode)
+                               per_episode, perturb)
     finally:
         env.close()
 
@@ -37,14 +40,17 @@ def evaluate_on_new_worlds(policy: ActorCritic, env_cfg: Mapping[str, Any],
 def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
                     pipeline: ObservationPipeline, episodes: int, seed: int,
                     deterministic: bool = True, absent: Sequence[str] = (),
-                    per_episode: bool = False) -> dict[str, Any]:
+                    per_episode: bool = False, perturb: Perturbation | None = None
+                    ) -> dict[str, Any]:
     """Run exactly `episodes` episodes (a fixed share per world, see EpisodeQuota); means.
 
     ``success``, ``spl`` and ``collisions`` are reported when the world's
     ``final_info`` carries them (AudioVisualNav does). The modalities in `absent`
     are switched off every step (presence flag False: the policy's own absent
     path). `per_episode` adds ``per_episode``: every episode's return, length and
-    metrics, in the order they ended.
+    metrics, in the order they ended. `perturb` (e.g. sensor noise) gets every step's raw
+    observation and returns the one the policy reads (presence flags
+    ``<name>_present`` in it are honoured); None reads the world's own.
     """
     unknown = [m for m in absent if m not in pipeline.names]
     if unknown:
@@ -60,7 +66,7 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
     found: dict[str, list[float]] = {k: [] for k in METRICS}
     quota = EpisodeQuota(n, episodes)
     while not quota.complete:
-        x = pipeline(obs, train=False)
+        x = pipeline(obs if perturb is None else perturb(obs), train=False)
         for m in absent:
             x[presence_key(m)] = torch.zeros_like(x[presence_key(m)])
         priv = (torch.as_tensor(env.privileged_state(), device=x[pipeline.names[0]].device)

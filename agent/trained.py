@@ -11,7 +11,7 @@ import torch
 
 from agent.checkpoint import load_checkpoint, read_checkpoint_meta
 from agent.config import RunSettings
-from agent.evaluate import evaluate_on_new_worlds, record_policy_video
+from agent.evaluate import Perturbation, evaluate_on_new_worlds, record_policy_video
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic, DeterministicPolicy, PolicyConfig
 from agent.runner import TrainSetup, pick_device
@@ -38,9 +38,12 @@ class Trained:
 
     def evaluate(self, episodes: int, num_envs: int = 32, seed: int = 12345,
                  deterministic: bool = True, absent: tuple[str, ...] = (),
-                 per_episode: bool = False) -> dict[str, Any]:
+                 per_episode: bool = False, perturb: Perturbation | None = None
+                 ) -> dict[str, Any]:
+        """See :func:`agent.evaluate.evaluate_policy`; fresh worlds made from `seed`."""
         result = evaluate_on_new_worlds(self.policy, self.setup.env, self.pipeline, episodes,
-                                        seed, num_envs, deterministic, absent, per_episode)
+                                        seed, num_envs, deterministic, absent, per_episode,
+                                        perturb)
         return {"run": str(self.run_dir), "env_steps": self.step, "seed": seed,
                 "deterministic": deterministic, **result}
 

@@ -1,7 +1,8 @@
 """PNG charts drawn with OpenCV alone (the robot's install has no matplotlib).
 
 Latency histograms on a log axis and per-tick timelines: enough for a person
-to see a distribution's shape, its tail and its stalls.
+to see a distribution's shape, its tail and its stalls; grouped bars and
+line curves with their intervals for the analysis reports.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
     cv2.putText(img, text, org, FONT, scale, colour, thickness, cv2.LINE_AA)
 
 
-def _canvas(title: str) -> np.ndarray:
+def _canvas(title: str, right: int = RIGHT) -> np.ndarray:
     img = np.full((H, W, 3), 255, np.uint8)
     _text(img, title, (LEFT, 28), 0.6, thickness=1)
-    cv2.rectangle(img, (LEFT, TOP), (W - RIGHT, H - BOTTOM), (120, 120, 120), 1)
+    cv2.rectangle(img, (LEFT, TOP), (W - right, H - BOTTOM), (120, 120, 120), 1)
     return img
 
 
@@ -40,6 +41,14 @@ def _nice_ticks(lo: float, hi: float) -> list[float]:
             if lo <= v <= hi:
                 ticks.append(v)
     return ticks
+
+
+def _linear_ticks(lo: float, hi: float, count: int = 5) -> np.ndarray:
+    """Round ticks (a 1-2-5 step) of a linear axis between lo and hi, about `count` of them."""
+    raw = (hi - lo) / count
+    e = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * e for m in (1, 2, 2.5, 5, 10) if m * e >= raw * (1 - 1e-9))
+    return np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step) + 0.0  # no -0
 
 
 def _fmt(v: float) -> str:
@@ -162,6 +171,67 @@ def bars_png(groups: Mapping[str, Mapping[str, tuple[float, float, float]]], pat
         _text(img, name, (x1 - 200, y1 + 18 + 18 * b), 0.42, COLOURS[b % len(COLOURS)])
     if unit:
         _text(img, unit, (8, TOP - 10))
+    return _save(img, path)
+
+
+def curves_png(series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float],
+                                           Sequence[float]]],
+               path: str | Path, title: str, x_label: str, y_label: str) -> Path:
+    """One line with markers per series, ``series[name] = (x, y, lo, hi)``, its interval
+    a lighter band of its colour; the legend right of the plot."""
+    legend = 250
+    img = _canvas(title, legend)
+    data = {k: [np.asarray(a, np.float64) for a in v] for k, v in series.items()}
+    if not data:
+        raise ValueError("curves_png needs at least one series")
+    for k, arrays in data.items():
+        if len(arrays) != 4 or len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1 \
+                or not len(arrays[0]) or not all(np.isfinite(a).all() for a in arrays):
+            raise ValueError(f"curves_png series {k!r}: give (x, y, lo, hi), four finite 1-D "
+                             "sequences of one non-zero length")
+    xs = np.concatenate([v[0] for v in data.values()])
+    ys = np.concatenate([np.concatenate(v[1:]) for v in data.values()])
+    xlo, xhi = float(xs.min()), float(xs.max())
+    if xhi == xlo:
+        xlo, xhi = xlo - 0.5, xhi + 0.5
+    ylo, yhi = float(ys.min()), float(ys.max())
+    pad = (yhi - ylo) * 0.08 or 0.5
+    ylo, yhi = ylo - pad, yhi + pad
+    x0, x1, y0, y1 = LEFT, W - legend, H - BOTTOM, TOP
+    inset = 12  # the first and last points stay off the frame
+
+    def px(v: np.ndarray) -> np.ndarray:
+        return (x0 + inset + (v - xlo) / (xhi - xlo) * (x1 - x0 - 2 * inset)).astype(np.int32)
+
+    def py(v: np.ndarray) -> np.ndarray:
+        return (y0 - (v - ylo) / (yhi - ylo) * (y0 - y1)).astype(np.int32)
+
+    for t in _linear_ticks(ylo, yhi):
+        y = int(py(np.array([t]))[0])
+        cv2.line(img, (x0, y), (x1, y), (235, 235, 235), 1)
+        _text(img, f"{t:.3g}", (8, y + 4))
+    ticks = np.unique(xs) if len(np.unique(xs)) <= 12 else _linear_ticks(xlo, xhi)
+    for t in ticks:
+        x = int(px(np.array([t]))[0])
+        cv2.line(img, (x, y0), (x, y1), (235, 235, 235), 1)
+        _text(img, f"{t:.3g}", (x - 8, y0 + 18))
+    _text(img, x_label, ((x0 + x1) // 2 - 4 * len(x_label), H - 15))
+    _text(img, y_label, (8, TOP - 10))
+    for i, (x, _, lo, hi) in enumerate(data.values()):  # bands first, lines over them all
+        band = img.copy()
+        outline = np.concatenate([np.stack([px(x), py(lo)], 1), np.stack([px(x), py(hi)], 1)[::-1]])
+        cv2.fillPoly(band, [outline.astype(np.int32)], COLOURS[i % len(COLOURS)], cv2.LINE_AA)
+        cv2.addWeighted(band, 0.18, img, 0.82, 0, dst=img)
+    for i, (name, (x, y, lo, hi)) in enumerate(data.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        pts = np.stack([px(x), py(y)], 1).astype(np.int32)
+        cv2.polylines(img, [pts], False, colour, 2, cv2.LINE_AA)
+        for (a, b), top, bottom in zip(pts, py(hi), py(lo)):
+            cv2.line(img, (int(a), int(top)), (int(a), int(bottom)), colour, 1, cv2.LINE_AA)
+            cv2.circle(img, (int(a), int(b)), 3, colour, -1, cv2.LINE_AA)
+        ly = y1 + 12 + 20 * i
+        cv2.line(img, (x1 + 10, ly - 4), (x1 + 30, ly - 4), colour, 2, cv2.LINE_AA)
+        _text(img, name[:32], (x1 + 36, ly), 0.42, colour)
     return _save(img, path)
 
 
