@@ -96,8 +96,20 @@ def accuracy(model: ProbeClassifier, env: ModalityProbeVectorEnv, episodes: int,
     return right / total
 
 
-def train_probe(run: ProbeRun) -> dict[str, Any]:
-    """Train a probe classifier and report accuracy with every modality, and with each absent."""
+@dataclass
+class FittedProbe:
+    """A trained probe classifier, the env it learned on, and how the training went."""
+
+    model: ProbeClassifier
+    env: ModalityProbeVectorEnv
+    losses: list[float]
+    """Training loss of every step."""
+    seconds: float
+    """Training time."""
+
+
+def fit_probe(run: ProbeRun) -> FittedProbe:
+    """Train a probe classifier on fresh episodes every step (seeded by ``run.seed``)."""
     torch.manual_seed(run.seed)
     env = ModalityProbeVectorEnv(num_envs=run.batch, interaction=run.interaction, **run.probe)
     model = ProbeClassifier(env, run.fusion)
@@ -121,17 +133,24 @@ def train_probe(run: ProbeRun) -> dict[str, Any]:
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - t0
+    model.eval()
+    return FittedProbe(model, env, losses, time.perf_counter() - t0)
+
+
+def train_probe(run: ProbeRun) -> dict[str, Any]:
+    """Train a probe classifier and report accuracy with every modality, and with each absent."""
+    fitted = fit_probe(run)
+    model, env = fitted.model, fitted.env
     eval_seed = run.seed + 10_000
     result = {
         "interaction": run.interaction,
         "fusion": run.fusion["method"],
         "modality_dropout": run.modality_dropout,
-        "train_seconds": seconds,
-        "final_loss": float(np.mean(losses[-20:])),
+        "train_seconds": fitted.seconds,
+        "final_loss": float(np.mean(fitted.losses[-20:])),
         "accuracy": accuracy(model, env, run.eval_episodes, eval_seed),
     }
-    for name in names:
+    for name in env.obs_spec.names:
         result[f"accuracy_{name}_absent"] = accuracy(model, env, run.eval_episodes, eval_seed,
                                                      absent=(name,))
     return result
