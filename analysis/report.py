@@ -2,11 +2,16 @@
 
 The states are the full policy's own (its rollouts on its world, sampled
 actions, seeded); every coalition of its modalities is evaluated on all of
-them in batched calls (:mod:`analysis.coalitions`), and the exact Shapley
-values and pairwise interaction indices of each offline value function come
-with bootstrap intervals over the states (:mod:`analysis.shapley`). Written:
-``analysis.json``, ``analysis.md`` (what a person reads) and one PNG per
-value function.
+them in batched calls (:mod:`analysis.coalitions`). From those decisions:
+the Shapley values and pairwise interaction indices of each offline value
+function with bootstrap intervals over the states (:mod:`analysis.shapley`;
+exact up to 6 modalities, sampled orders above), and each state's
+interaction type per pair (:mod:`analysis.interaction_types`). From the
+encoder features: the PID of each pair about the policy's and the expert's
+action (:mod:`analysis.pid_of_run`). Then the robustness curves
+(:mod:`analysis.robustness_run`) and, with ``episodes``, the closed-loop
+values of every coalition (:mod:`analysis.closed_loop`). Written:
+``analysis.json``, ``analysis.md`` (what a person reads) and the PNGs.
 """
 
 from __future__ import annotations
@@ -17,10 +22,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from analysis.closed_loop import online_values
-from analysis.coalitions import OFFLINE_VALUES, offline_values
+from analysis.coalitions import OFFLINE_VALUES, coalition_logits, values_of_logits
+from analysis.interaction_types import interaction_types
+from analysis.pid_of_run import pid_report
+from analysis.robustness_run import robustness, write_plots
 from analysis.settings import AnalyzeSettings
-from analysis.shapley import MAX_EXACT, ShapleyResult, shapley_of_samples
+from analysis.shapley import (
+    MAX_EXACT,
+    Coalition,
+    ShapleyResult,
+    sampled_orders,
+    shapley_by_permutations,
+    shapley_of_samples,
+    visited_coalitions,
+)
+from analysis.summary import summary_markdown
 from perception.settings import ConfigError
 
 VALUE_UNITS = {"agreement": "share of states with the full policy's greedy action",
@@ -29,17 +48,62 @@ VALUE_UNITS = {"agreement": "share of states with the full policy's greedy actio
                "spl": "closed-loop SPL"}
 
 
-def dropout_warning(run_settings: Any) -> str | None:
-    """A warning when the run never saw a modality absent in training, else None."""
-    probabilities = [run_settings.modality_dropout, run_settings.episode_dropout,
-                     *run_settings.modality_dropout_of.values(),
-                     *run_settings.episode_dropout_of.values()]
-    if any(p > 0 for p in probabilities):
+def dropout_warning(run_settings: Any, names: tuple[str, ...]) -> str | None:
+    """A warning when the run never saw one of its modalities `names` absent in training
+    (per step or per episode, after the per-modality overrides), else None."""
+    def never_dropped(m: str) -> bool:
+        step = run_settings.modality_dropout_of.get(m, run_settings.modality_dropout)
+        episode = run_settings.episode_dropout_of.get(m, run_settings.episode_dropout)
+        return step <= 0 and episode <= 0
+
+    never = [m for m in names if never_dropped(m)]
+    if not never:
         return None
-    return ("this run was trained without modality dropout: a coalition that lacks a "
-            "modality is off-distribution for its policy, so the values say what the policy "
-            "does when a sensor is gone, not only what the sensor carries; compare with a run "
-            "trained with dropout")
+    return (f"this run was trained without modality dropout of {', '.join(never)}: a "
+            "coalition that lacks one of them is off-distribution for its policy, so the "
+            "values say what the policy does when that sensor is gone, not only what the "
+            "sensor carries; compare with a run trained with dropout")
+
+
+def _contributions(per_sample: dict, names: tuple[str, ...], settings: AnalyzeSettings,
+                   paired: bool) -> ShapleyResult:
+    """Exact Shapley values (and interaction indices) up to MAX_EXACT modalities; above,
+    the sampled orders' estimate of the mean value (no interaction indices)."""
+    if len(names) <= MAX_EXACT:
+        return shapley_of_samples(per_sample, names, settings.resamples, seed=settings.seed,
+                                  paired=paired)
+    return shapley_by_permutations(lambda s: float(np.mean(per_sample[s])), names,
+                                   settings.permutations, settings.seed)
+
+
+def _subsets(names: tuple[str, ...], settings: AnalyzeSettings) -> list[Coalition] | None:
+    """The coalitions to evaluate: all of them up to MAX_EXACT modalities; above, those
+    the sampled orders visit and those the interaction types need."""
+    if len(names) <= MAX_EXACT:
+        return None
+    orders = sampled_orders(len(names), settings.permutations, settings.seed)
+    out = visited_coalitions(names, orders)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            base = frozenset(names) - {a, b} if settings.context == "rest" else frozenset()
+            out += [base, base | {a}, base | {b}, base | {a, b}]
+    return list(dict.fromkeys(out))
+
+
+def offline_analysis(policy: Any, obs: dict[str, np.ndarray], names: tuple[str, ...],
+                     h: np.ndarray | None, settings: AnalyzeSettings
+                     ) -> tuple[dict[str, ShapleyResult], dict[str, Any],
+                                dict[Coalition, np.ndarray]]:
+    """The offline values' Shapley results, the interaction types and the coalitions'
+    logits of `policy` (a DeterministicPolicy) on the states `obs`."""
+    logits = coalition_logits(policy, obs, names, h, settings.removal, settings.seed,
+                              subsets=_subsets(names, settings))
+    values = values_of_logits(logits, names)
+    results = {v: _contributions(values[v], names, settings, paired=True)
+               for v in OFFLINE_VALUES}
+    types = interaction_types(logits, names, settings.context, settings.threshold,
+                              settings.resamples, settings.seed)
+    return results, types, logits
 
 
 def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
@@ -48,38 +112,56 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
     from deploy.export.rollouts import record_rollout
 
     settings.validate()
-    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
     trained = load_trained(Path(settings.run))
-    names = trained.obs_spec.names
+    names = tuple(trained.obs_spec.names)
     if trained.action_spec.kind != "discrete":
         raise ConfigError(f"run {settings.run} acts in a continuous space; the offline values "
                           "(agreement, KL) are defined for discrete actions only")
-    if len(names) > MAX_EXACT:
-        raise ConfigError(f"run {settings.run} has {len(names)} modalities; the offline "
-                          f"coalitions are exact up to {MAX_EXACT}")
+    reference = _reference(settings, names)
     policy = trained.deployable()
     steps = math.ceil(settings.states / settings.worlds)
     rollout = record_rollout(policy, trained.policy, trained.obs_spec, dict(trained.setup.env),
-                             settings.worlds, steps, settings.seed, trained.policy.hidden_size)
+                             settings.worlds, steps, settings.seed, trained.policy.hidden_size,
+                             expert=True)
     obs, h = rollout.flat()
     obs = {k: v[:settings.states] for k, v in obs.items()}
     h = None if h is None else h[:settings.states]
-    t1 = time.perf_counter()
-    values = offline_values(policy, obs, names, h, settings.removal, settings.seed)
-    results: dict[str, ShapleyResult] = {
-        v: shapley_of_samples(values[v], names, settings.resamples, seed=settings.seed)
-        for v in OFFLINE_VALUES}
-    t2 = time.perf_counter()
+    expert = rollout.flat_expert()
+    expert = None if expert is None else expert[:settings.states]
+    seconds["rollout"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    results, types, logits = offline_analysis(policy, obs, names, h, settings)
+    seconds["coalitions"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    actions = logits[frozenset(names)].argmax(-1)
+    pid = pid_report(policy, obs, names, actions, expert, clusters=settings.clusters or None,
+                     shuffles=settings.shuffles, resamples=settings.pid_resamples,
+                     seed=settings.seed)
+    seconds["pid"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    curves = robustness(trained, obs, h, names, episodes=settings.episodes,
+                        resamples=settings.resamples, seed=settings.seed, reference=reference)
+    seconds["robustness"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     if settings.episodes:
-        online = online_values(trained, names, settings.episodes)
-        results.update({v: shapley_of_samples(per, names, settings.resamples,
-                                              seed=settings.seed, paired=False)
+        online = online_values(trained, names, settings.episodes,
+                               subsets=_subsets(names, settings))
+        results.update({v: _contributions(per, names, settings, paired=False)
                         for v, per in online.items()})
-    warnings = [w for w in [dropout_warning(trained.setup.run)] if w]
+    seconds["closed_loop"] = time.perf_counter() - t
+    warnings = [w for w in [dropout_warning(trained.setup.run, names)] if w]
     return {
         "run": str(settings.run), "env_steps": trained.step, "modalities": list(names),
         "removal": settings.removal, "states": settings.states, "seed": settings.seed,
         "resamples": settings.resamples, "interval": 0.95, "warnings": warnings,
+        "shapley_exact": len(names) <= MAX_EXACT,
+        "permutations": None if len(names) <= MAX_EXACT else settings.permutations,
         "shapley": {v: {m: {"value": r.values[m], "ci": list(r.ci[m])} for m in names}
                     for v, r in results.items()},
         "interaction_index": {v: {p: {"value": x, "ci": list(r.interaction_ci[p])}
@@ -88,43 +170,31 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
         "coalition_values": {v: r.coalition_values for v, r in results.items()},
         "efficiency_gap": {v: r.efficiency_gap for v, r in results.items()},
         "value_units": {v: VALUE_UNITS[v] for v in results},
+        "interaction_types": types,
+        "pid": pid,
+        "robustness": curves,
         "episodes": settings.episodes,
-        "seconds": {"rollout": t1 - t0, "coalitions": t2 - t1,
-                    "closed_loop": time.perf_counter() - t2},
+        "seconds": seconds,
     }
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
-    """analysis.md: the tables a person reads first."""
-    lines = [f"# What each modality contributes: {report['run']}", "",
-             f"{report['states']} states of the full policy's rollouts (seed {report['seed']}), "
-             f"every coalition of {', '.join(report['modalities'])}, modalities removed by "
-             f"`{report['removal']}`; 95 % bootstrap intervals over the states "
-             f"({report['resamples']} resamples)"
-             + (f"; closed-loop values over {report['episodes']} episodes per coalition "
-                "(evaluation worlds, seed 12345, modalities off by their presence flags)"
-                if report["episodes"] else "") + ".", ""]
-    lines += [f"**Warning:** {w}" for w in report["warnings"]]
-    for v, per in report["shapley"].items():
-        lines += ["", f"## Shapley values: {v} ({report['value_units'][v]})", "",
-                  "| modality | Shapley value | 95 % interval |", "|---|---|---|"]
-        for m, x in sorted(per.items(), key=lambda kv: -kv[1]["value"]):
-            lines.append(f"| {m} | {x['value']:.3f} | {x['ci'][0]:.3f} .. {x['ci'][1]:.3f} |")
-        full = report["coalition_values"][v]
-        lines += ["", f"v(all) = {full['+'.join(report['modalities'])]:.3f}, v(none) = "
-                  f"{full['none']:.3f}; the values sum to the difference."]
-        pairs = sorted(report["interaction_index"][v].items(), key=lambda kv: -kv[1]["value"])
-        lines += ["", "| pair | interaction index | 95 % interval | reads as |",
-                  "|---|---|---|---|"]
-        for p, x in pairs:
-            lo, hi = x["ci"]
-            kind = "synergy" if lo > 0 else "redundancy" if hi < 0 else "neither (0 inside)"
-            lines.append(f"| {p} | {x['value']:+.3f} | {lo:+.3f} .. {hi:+.3f} | {kind} |")
-    return "\n".join(lines) + "\n"
+def _reference(settings: AnalyzeSettings, names: tuple[str, ...]) -> Any:
+    """The reference run of effective robustness (None without one)."""
+    from agent.trained import load_trained
+
+    if not settings.reference:
+        return None
+    ref = load_trained(Path(settings.reference))
+    if tuple(ref.obs_spec.names) != names:
+        raise ConfigError(f"reference={settings.reference} reads {', '.join(ref.obs_spec.names)}"
+                          f"; run={settings.run} reads {', '.join(names)}: effective "
+                          "robustness compares runs of the same modalities")
+    return ref
 
 
 def write(report: dict[str, Any], out: Path) -> dict[str, Path]:
-    """analysis.json, analysis.md and shapley_<value>.png in `out`; the paths."""
+    """analysis.json, analysis.md and the PNGs in `out`: Shapley values and interaction
+    indices per value function, interaction types, PID and robustness curves; the paths."""
     from deploy.plot import bars_png
 
     out.mkdir(parents=True, exist_ok=True)
@@ -134,10 +204,25 @@ def write(report: dict[str, Any], out: Path) -> dict[str, Path]:
     name = Path(report["run"]).name
     for v in report["shapley"]:
         values = {m: (x["value"], *x["ci"]) for m, x in report["shapley"][v].items()}
-        pairs = {p: (x["value"], *x["ci"]) for p, x in report["interaction_index"][v].items()}
         paths[f"png_{v}"] = bars_png({"Shapley value": values}, out / f"shapley_{v}.png",
                                      f"Shapley values ({v}), 95 % intervals: {name}")
-        paths[f"png_interaction_{v}"] = bars_png(
-            {"pairs": pairs}, out / f"interaction_{v}.png",
-            f"Shapley interaction index ({v}), 95 % intervals")
+        pairs = {p: (x["value"], *x["ci"]) for p, x in report["interaction_index"][v].items()}
+        if pairs:
+            paths[f"png_interaction_{v}"] = bars_png(
+                {"pairs": pairs}, out / f"interaction_{v}.png",
+                f"Shapley interaction index ({v}), 95 % intervals")
+    types = report["interaction_types"]
+    paths["png_interaction_types"] = bars_png(
+        {p: {k: (f["value"], *f["ci"]) for k, f in x["fractions"].items()}
+         for p, x in types["pairs"].items()}, out / "interaction_types.png",
+        f"Interaction types per pair (share of states, 95 % intervals): {name}")
+    for target in ("model", "data"):
+        groups = {p: {atom: (x[target][atom],) * 3 for atom in ("R", "U1", "U2", "S")}
+                  for p, x in report["pid"]["pairs"].items() if target in x}
+        if groups:
+            paths[f"png_pid_{target}"] = bars_png(
+                groups, out / f"pid_{target}.png",
+                f"PID of each pair, target the {'policy' if target == 'model' else 'expert'}"
+                f"'s action (bits): {name}", "bits")
+    paths.update({f"png_{k}": v for k, v in write_plots(report["robustness"], out, name).items()})
     return paths

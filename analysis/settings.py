@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perception.settings import ConfigError, require_int
+from perception.settings import ConfigError, require_float, require_int
 
 WHERE = "analyze"
 
@@ -35,6 +35,26 @@ class AnalyzeSettings:
     """Bootstrap resamples of the states for every interval."""
     seed: int = 0
     """Seed of the rollout worlds, the permutation and the bootstrap."""
+    reference: str = ""
+    """Another run (e.g. late fusion of the same budget) put through the same robustness
+    perturbations, for effective robustness; empty = none."""
+    permutations: int = 200
+    """Sampled orders for the Shapley values of runs with more than 6 modalities (exact
+    over every coalition up to 6)."""
+    threshold: float = 0.1
+    """Interaction types: the total variation from the no-modality decision above which a
+    modality responds, and the change of confidence that counts as modulation."""
+    context: str = "none"
+    """Interaction types: the pair alone (none: the other modalities absent) or inside the
+    full policy (rest: the others present)."""
+    clusters: int = 0
+    """PID: k-means clusters of each modality's encoder features; 0 = the largest k <= 8
+    whose joint (k * k * actions cells) dit's solver takes."""
+    shuffles: int = 10
+    """PID: shuffled-target repeats for the null (the estimator's bias)."""
+    pid_resamples: int = 20
+    """PID: bootstrap resamples of the states for each atom's interval (each one a solve
+    per pair and target: the PID's cost grows with shuffles + pid_resamples)."""
     out: str = ""
     """Report folder; empty = <run>/analysis."""
 
@@ -48,6 +68,15 @@ class AnalyzeSettings:
         require_int(WHERE, "worlds", self.worlds, 1, self.states)
         require_int(WHERE, "resamples", self.resamples, 100)
         require_int(WHERE, "episodes", self.episodes, 0)
+        require_int(WHERE, "permutations", self.permutations, 2)
+        require_float(WHERE, "threshold", self.threshold, 0.0, 0.5, lo_open=True)
+        if self.clusters:
+            require_int(WHERE, "clusters", self.clusters, 2)
+        require_int(WHERE, "shuffles", self.shuffles, 1)
+        require_int(WHERE, "pid_resamples", self.pid_resamples, 2)
+        if self.context not in ("none", "rest"):
+            raise ConfigError(f"{WHERE}: context={self.context!r} is unknown; choose none "
+                              "(the pair alone) or rest (the other modalities present)")
         if 0 < self.episodes < MIN_EPISODES:
             raise ConfigError(f"{WHERE}: episodes={self.episodes} is too few for an interval; "
                               f"use 0 (offline values only) or >= {MIN_EPISODES}")

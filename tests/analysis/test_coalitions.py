@@ -11,14 +11,15 @@ import pytest
 import torch
 
 from agent.config import RunSettings
+from agent.policy import ActorCritic, DeterministicPolicy
 from agent.trained import load_trained
-from analysis.coalitions import offline_values, removed
-from analysis.report import analyze, dropout_warning, write
+from analysis.coalitions import coalition_logits, offline_values, removed, values_of_logits
+from analysis.report import analyze, dropout_warning, offline_analysis, write
 from analysis.settings import AnalyzeSettings
-from analysis.shapley import coalitions
+from analysis.shapley import coalitions, shapley_weights
 from envs.factory import make_vector_env
 from perception.settings import ConfigError
-from perception.spec import presence_key
+from perception.spec import ActionSpec, ModalitySpec, ObsSpec, presence_key
 from tests.cli.test_cli import SENSORIUM
 from tests.deploy.conftest import AVN, train_tiny
 
@@ -85,8 +86,13 @@ def test_other_removal_operators_replace_the_data_and_keep_the_flag(tiny_run, re
         offline_values(policy, obs, names, removal="drop")
 
 
+#: the PID's solves kept few in these tests (its figures are checked in test_pid_of_run)
+QUICK_PID = {"shuffles": 2, "pid_resamples": 2}
+
+
 def test_the_report_has_every_modality_interval_and_efficiency(tiny_run, tmp_path) -> None:
-    report = analyze(AnalyzeSettings(run=str(tiny_run), states=64, worlds=8, resamples=100))
+    report = analyze(AnalyzeSettings(run=str(tiny_run), states=64, worlds=8, resamples=100,
+                                     **QUICK_PID))
     names = ["rgb", "depth", "audio", "proprio", "touch"]
     assert report["modalities"] == names and report["states"] == 64
     for v in ("agreement", "neg_kl"):
@@ -98,18 +104,65 @@ def test_the_report_has_every_modality_interval_and_efficiency(tiny_run, tmp_pat
             report["coalition_values"][v]["+".join(names)] - report["coalition_values"][v]["none"])
         assert abs(gap) < 1e-9 and abs(report["efficiency_gap"][v]) < 1e-9
     assert report["coalition_values"]["agreement"]["+".join(names)] == 1.0
+    pairs = [f"{a}*{b}" for i, a in enumerate(names) for b in names[i + 1:]]
+    types = report["interaction_types"]["pairs"]
+    assert list(types) == pairs
+    assert all(sum(f["value"] for f in x["fractions"].values()) == pytest.approx(1.0)
+               for x in types.values())
+    pid = report["pid"]["pairs"]
+    assert list(pid) == pairs and all(set(x) == {"model", "data"} for x in pid.values())
+    for x in pid.values():  # the atoms in bits, summing to the pair's information
+        for target in x.values():
+            assert sum(target[a] for a in ("R", "U1", "U2", "S")) == pytest.approx(
+                target["mi"], abs=1e-6)
+    curves = report["robustness"]["offline"]
+    assert set(curves) == {"noise", "dropout"} and set(curves["noise"]) == {*names, "all"}
+    assert all(c["scores"][0] == 1.0 and len(c["ci"]) == 10 for c in curves["noise"].values())
     paths = write(report, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["shapley"] == report["shapley"]
-    assert "| audio |" in paths["md"].read_text()
-    assert paths["png_agreement"].stat().st_size > 1000
+    text = paths["md"].read_text()
+    for section in ("| audio |", "## Interaction types", "## Partial information",
+                    "## Robustness"):
+        assert section in text
+    for key in ("png_agreement", "png_interaction_types", "png_pid_model", "png_pid_data",
+                "png_robustness_offline_noise", "png_robustness_offline_dropout"):
+        assert paths[key].stat().st_size > 1000, key
+
+
+def test_more_than_six_modalities_take_sampled_orders_near_the_exact_values() -> None:
+    names = tuple(f"s{i}" for i in range(7))
+    spec = ObsSpec(tuple(ModalitySpec(n, "vector", (3,), "float32", 10.0) for n in names))
+    torch.manual_seed(0)
+    policy = DeterministicPolicy(ActorCritic(spec, ActionSpec("discrete", n=4))).eval()
+    rng = np.random.default_rng(0)
+    obs = {n: rng.standard_normal((128, 3)).astype(np.float32) for n in names}
+    settings = AnalyzeSettings(run="x", permutations=100, resamples=100)
+    results, types, logits = offline_analysis(policy, obs, names, None, settings)
+    every = values_of_logits(coalition_logits(policy, obs, names), names)["agreement"]
+    exact = shapley_weights(names) @ np.array([every[s].mean() for s in coalitions(names)])
+    sampled = results["agreement"]
+    assert not sampled.exact and len(logits) < 2 ** 7  # only the coalitions the orders visit
+    assert abs(sampled.efficiency_gap) < 1e-9
+    for i, n in enumerate(names):
+        lo, hi = sampled.ci[n]
+        assert lo - 0.01 <= exact[i] <= hi + 0.01, (n, exact[i], lo, hi)
+    assert len(types["pairs"]) == 21
 
 
 def test_a_run_trained_without_dropout_gets_the_warning() -> None:
-    assert dropout_warning(RunSettings()) is None  # the defaults drop modalities
+    names = ("rgb", "audio")
+    assert dropout_warning(RunSettings(), names) is None  # the defaults drop modalities
     clean = RunSettings(modality_dropout=0.0, episode_dropout=0.0)
-    assert "trained without modality dropout" in dropout_warning(clean)
+    assert "trained without modality dropout of rgb, audio" in dropout_warning(clean, names)
     assert dropout_warning(RunSettings(modality_dropout=0.0, episode_dropout=0.0,
-                                       episode_dropout_of={"audio": 0.3})) is None
+                                       episode_dropout_of={"audio": 0.3}), names) is not None
+    assert dropout_warning(RunSettings(modality_dropout=0.0, episode_dropout=0.0,
+                                       episode_dropout_of={"audio": 0.3, "rgb": 0.1}),
+                           names) is None
+    # the per-modality overrides can switch every modality's dropout off, too
+    off = {"rgb": 0.0, "audio": 0.0}
+    assert "of rgb, audio" in dropout_warning(
+        RunSettings(modality_dropout_of=off, episode_dropout_of=off), names)
 
 
 def test_bad_settings_name_the_setting(tmp_path) -> None:
@@ -119,6 +172,12 @@ def test_bad_settings_name_the_setting(tmp_path) -> None:
         AnalyzeSettings(run="x", removal="drop").validate()
     with pytest.raises(ConfigError, match="needs run=DIR"):
         AnalyzeSettings().validate()
+    with pytest.raises(ConfigError, match="context='all' is unknown"):
+        AnalyzeSettings(run="x", context="all").validate()
+    with pytest.raises(ConfigError, match="threshold=0.7 is invalid"):
+        AnalyzeSettings(run="x", threshold=0.7).validate()
+    with pytest.raises(ConfigError, match="clusters=1 is invalid"):
+        AnalyzeSettings(run="x", clusters=1).validate()
     proc = subprocess.run([SENSORIUM, "analyze", f"run={tmp_path}"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "no complete checkpoint" in proc.stderr + proc.stdout
@@ -134,12 +193,15 @@ def test_closed_loop_values_switch_the_coalitions_modalities_off(tiny_run) -> No
     with pytest.raises(ValueError, match=r"names \['sonar'\], which the policy lacks"):
         trained.evaluate(4, 4, absent=("sonar",))
     report = analyze(AnalyzeSettings(run=str(tiny_run), states=32, worlds=8, resamples=100,
-                                     episodes=20))
+                                     episodes=20, **QUICK_PID))
     assert report["episodes"] == 20
     for v in ("success", "return", "spl"):
         per = report["shapley"][v]
         assert set(per) == set(names) and abs(report["efficiency_gap"][v]) < 1e-9
         assert all(x["ci"][0] <= x["value"] + 1e-12 and x["value"] <= x["ci"][1] + 1e-12
                    for x in per.values())
+    online = report["robustness"]["online"]
+    assert report["robustness"]["score"]["online"] == "success"
+    assert all(len(c["scores"]) == 10 for per in online.values() for c in per.values())
     with pytest.raises(ConfigError, match="episodes=5 is too few for an interval"):
         AnalyzeSettings(run="x", episodes=5).validate()
