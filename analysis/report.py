@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.closed_loop import online_values
+from analysis.closed_loop import ONLINE_VALUES, online_values
 from analysis.coalitions import OFFLINE_VALUES, coalition_logits, values_of_logits
 from analysis.interaction_types import interaction_types
 from analysis.pid_of_run import pid_report
@@ -149,12 +149,15 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
     seconds["robustness"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if settings.episodes:
+    if settings.episodes and (not settings.values
+                              or set(settings.values) & set(ONLINE_VALUES)):
         online = online_values(trained, names, settings.episodes,
                                subsets=_subsets(names, settings))
         results.update({v: _contributions(per, names, settings, paired=False)
                         for v, per in online.items()})
     seconds["closed_loop"] = time.perf_counter() - t
+    if settings.values:
+        results = {v: r for v, r in results.items() if v in settings.values}
     warnings = [w for w in [dropout_warning(trained.setup.run, names)] if w]
     return {
         "run": str(settings.run), "env_steps": trained.step, "modalities": list(names),

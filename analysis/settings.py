@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from perception.settings import ConfigError, require_float, require_int
 
@@ -31,6 +31,9 @@ class AnalyzeSettings:
     episodes: int = 0
     """Closed-loop episodes per coalition for the online values (success, return, SPL;
     2^M times this many episodes in all); 0 = the offline values only."""
+    values: list[str] = field(default_factory=list)
+    """Value functions whose Shapley values are reported: agreement and neg_kl (offline),
+    success, return and spl (closed loop, with episodes); empty = every one there is."""
     resamples: int = 1000
     """Bootstrap resamples of the states for every interval."""
     seed: int = 0
@@ -80,6 +83,17 @@ class AnalyzeSettings:
         if 0 < self.episodes < MIN_EPISODES:
             raise ConfigError(f"{WHERE}: episodes={self.episodes} is too few for an interval; "
                               f"use 0 (offline values only) or >= {MIN_EPISODES}")
+        from analysis.closed_loop import ONLINE_VALUES
+        from analysis.coalitions import OFFLINE_VALUES
+
+        unknown = [v for v in self.values if v not in (*OFFLINE_VALUES, *ONLINE_VALUES)]
+        if unknown:
+            raise ConfigError(f"{WHERE}: values={list(self.values)} names {unknown}, which are "
+                              f"unknown; choose among {', '.join(OFFLINE_VALUES + ONLINE_VALUES)}")
+        online = [v for v in self.values if v in ONLINE_VALUES]
+        if online and not self.episodes:
+            raise ConfigError(f"{WHERE}: values {online} are closed-loop; give episodes=N "
+                              f"(>= {MIN_EPISODES}) or leave them out")
         if self.removal not in REMOVALS:
             raise ConfigError(f"{WHERE}: removal={self.removal!r} is unknown; choose one of "
                               f"{', '.join(REMOVALS)}")

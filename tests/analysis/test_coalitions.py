@@ -129,6 +129,12 @@ def test_the_report_has_every_modality_interval_and_efficiency(tiny_run, tmp_pat
         assert paths[key].stat().st_size > 1000, key
 
 
+def test_values_choose_the_value_functions_reported(tiny_run) -> None:
+    report = analyze(AnalyzeSettings(run=str(tiny_run), states=32, worlds=8, resamples=100,
+                                     values=["neg_kl"], **QUICK_PID))
+    assert set(report["shapley"]) == set(report["interaction_index"]) == {"neg_kl"}
+
+
 def test_more_than_six_modalities_take_sampled_orders_near_the_exact_values() -> None:
     names = tuple(f"s{i}" for i in range(7))
     spec = ObsSpec(tuple(ModalitySpec(n, "vector", (3,), "float32", 10.0) for n in names))
@@ -178,6 +184,12 @@ def test_bad_settings_name_the_setting(tmp_path) -> None:
         AnalyzeSettings(run="x", threshold=0.7).validate()
     with pytest.raises(ConfigError, match="clusters=1 is invalid"):
         AnalyzeSettings(run="x", clusters=1).validate()
+    with pytest.raises(ConfigError, match=r"names \['accuracy'\], which are unknown; choose "
+                                          "among agreement, neg_kl, success"):
+        AnalyzeSettings(run="x", values=["agreement", "accuracy"]).validate()
+    with pytest.raises(ConfigError, match=r"values \['success'\] are closed-loop; give "
+                                          "episodes=N"):
+        AnalyzeSettings(run="x", values=["success"]).validate()
     proc = subprocess.run([SENSORIUM, "analyze", f"run={tmp_path}"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "no complete checkpoint" in proc.stderr + proc.stdout
