@@ -8,7 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def analyze(cfg: DictConfig) -> None:
-    """Shapley values and interaction indices of a run's modalities -> a report folder."""
+    """Shapley values, interactions, PID and robustness curves of a run's modalities -> a
+    report folder."""
     from analysis.report import analyze as run_analysis
     from analysis.report import write
     from analysis.settings import AnalyzeSettings

@@ -55,7 +55,7 @@ COMMANDS = (
     Command(("record",), "record", "cli.deploy_cmd:record",
             "record sensors to MCAP without a model (spec from model=FILE)"),
     Command(("analyze",), "analyze", "cli.analyze_cmd:analyze",
-            "what each modality of a run contributes: Shapley values, interactions (report)"),
+            "what each modality of a run contributes and how they interact, robustness (report)"),
     Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
             "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
     Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",
