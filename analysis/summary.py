@@ -120,6 +120,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
                 "(evaluation worlds, seed 12345, modalities off by their presence flags)"
                 if report["episodes"] else "") + ".", ""]
     lines += [f"**Warning:** {w}" for w in report["warnings"]]
+    took = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in report["seconds"].items())
+    lines += [f"Took {sum(report['seconds'].values()):.0f} s: {took}."]
     lines += _shapley(report)
     if "interaction_types" in report:
         lines += _types(report["interaction_types"])
