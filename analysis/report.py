@@ -17,7 +17,6 @@ values of every coalition (:mod:`analysis.closed_loop`). Written:
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from analysis.closed_loop import ONLINE_VALUES, online_values
 from analysis.coalitions import OFFLINE_VALUES, coalition_logits, values_of_logits
 from analysis.interaction_types import interaction_types
 from analysis.pid_of_run import pid_report
-from analysis.robustness_run import robustness, write_plots
+from analysis.robustness_run import check_reference, robustness, rollout_states, write_plots
 from analysis.settings import AnalyzeSettings
 from analysis.shapley import (
     MAX_EXACT,
@@ -109,8 +108,6 @@ def offline_analysis(policy: Any, obs: dict[str, np.ndarray], names: tuple[str, 
 def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
     """The report's content (also written to the report folder; see :func:`write`)."""
     from agent.trained import load_trained
-    from deploy.export.rollouts import record_rollout
-
     settings.validate()
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -119,17 +116,10 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
     if trained.action_spec.kind != "discrete":
         raise ConfigError(f"run {settings.run} acts in a continuous space; the offline values "
                           "(agreement, KL) are defined for discrete actions only")
-    reference = _reference(settings, names)
+    reference = _reference(settings, trained)
     policy = trained.deployable()
-    steps = math.ceil(settings.states / settings.worlds)
-    rollout = record_rollout(policy, trained.policy, trained.obs_spec, dict(trained.setup.env),
-                             settings.worlds, steps, settings.seed, trained.policy.hidden_size,
-                             expert=True)
-    obs, h = rollout.flat()
-    obs = {k: v[:settings.states] for k, v in obs.items()}
-    h = None if h is None else h[:settings.states]
-    expert = rollout.flat_expert()
-    expert = None if expert is None else expert[:settings.states]
+    obs, h, expert = rollout_states(trained, settings.states, settings.worlds, settings.seed,
+                                    expert=True)
     seconds["rollout"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -181,18 +171,16 @@ def analyze(settings: AnalyzeSettings) -> dict[str, Any]:
     }
 
 
-def _reference(settings: AnalyzeSettings, names: tuple[str, ...]) -> Any:
-    """The reference run of effective robustness (None without one)."""
+def _reference(settings: AnalyzeSettings, trained: Any) -> Any:
+    """The reference run of effective robustness (None without one), checked before any
+    work: the same modalities and kind of actions as `trained`."""
     from agent.trained import load_trained
 
     if not settings.reference:
         return None
-    ref = load_trained(Path(settings.reference))
-    if tuple(ref.obs_spec.names) != names:
-        raise ConfigError(f"reference={settings.reference} reads {', '.join(ref.obs_spec.names)}"
-                          f"; run={settings.run} reads {', '.join(names)}: effective "
-                          "robustness compares runs of the same modalities")
-    return ref
+    reference = load_trained(Path(settings.reference))
+    check_reference(trained, reference)
+    return reference
 
 
 def write(report: dict[str, Any], out: Path) -> dict[str, Path]:

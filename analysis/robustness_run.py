@@ -305,18 +305,21 @@ def online_curves(trained: Any, names: Sequence[str], scales: Mapping[str, float
                               levels, kinds, targets, resamples, seed)
 
 
-def rollout_states(trained: Any, states: int, worlds: int, seed: int
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """`states` states of `trained`'s own rollouts (sampled actions, seeded) and the
-    recurrent state fed at each, as ``sensorium analyze`` records them."""
+def rollout_states(trained: Any, states: int, worlds: int, seed: int, expert: bool = False
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
+    """`states` states of `trained`'s own rollouts (sampled actions, seeded), the
+    recurrent state fed at each and, with `expert`, the world's expert's action there
+    (None without one), as ``sensorium analyze`` records them."""
     from deploy.export.rollouts import record_rollout
 
     worlds = min(worlds, states)
     rollout = record_rollout(trained.deployable(), trained.policy, trained.obs_spec,
                              dict(trained.setup.env), worlds, math.ceil(states / worlds), seed,
-                             trained.policy.hidden_size)
+                             trained.policy.hidden_size, expert=expert)
     obs, h = rollout.flat()
-    return {k: v[:states] for k, v in obs.items()}, None if h is None else h[:states]
+    actions = rollout.flat_expert()
+    return ({k: v[:states] for k, v in obs.items()}, None if h is None else h[:states],
+            None if actions is None else actions[:states])
 
 
 def check_reference(trained: Any, reference: Any) -> None:
@@ -386,7 +389,7 @@ def robustness(trained: Any, obs: Mapping[str, np.ndarray], h: np.ndarray | None
     ref_offline = ref_online = None
     ref_out = None
     if reference is not None:
-        ref_obs, ref_h = rollout_states(reference, len(obs[names[0]]), worlds, seed)
+        ref_obs, ref_h, _ = rollout_states(reference, len(obs[names[0]]), worlds, seed)
         _, ref_offline = offline_curves(reference.deployable(), ref_obs, ref_h, names, scales,
                                         reference.action_spec, run=str(reference.run_dir),
                                         **grid)

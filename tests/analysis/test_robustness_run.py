@@ -38,7 +38,7 @@ STATES = 64
 def tiny(tmp_path_factory):
     """The tiny run, loaded, and STATES states of its own rollouts."""
     trained = load_trained(train_tiny(tmp_path_factory.mktemp("robustness") / "run"))
-    obs, h = rollout_states(trained, STATES, 8, seed=0)
+    obs, h, _ = rollout_states(trained, STATES, 8, seed=0)
     return trained, obs, h
 
 
