@@ -159,6 +159,10 @@ class ModalitySpec:
                 f"convert with .astype(np.{self.dtype})"
             )
 
+    def summary(self) -> str:
+        """``name:kind[HxWxC]dtype``, e.g. ``rgb:image[64x64x3]uint8``."""
+        return f"{self.name}:{self.kind.value}[{'x'.join(map(str, self.shape))}]{self.dtype}"
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
@@ -316,6 +320,37 @@ class ObsSpec:
                 )
             m.check(obs[m.name], batch_dims)
 
+    def summary(self) -> str:
+        """The modalities, presence flags and control rate on one line, for messages."""
+        mods = ", ".join(m.summary() for m in self.modalities)
+        presence = f"; presence {list(self.presence)}" if self.presence else ""
+        return f"({mods}{presence} @ {self.control_hz} Hz)"
+
+    def difference(self, other: ObsSpec, sides: tuple[str, str] = ("this spec", "other")) -> str:
+        """What differs from `other`, this spec's values first; "" when nothing does.
+
+        `sides` names the two specs in "only in ..." (e.g. the checkpoint and this env).
+        """
+        mine = {m.name: m.to_dict() for m in self.modalities}
+        theirs = {m.name: m.to_dict() for m in other.modalities}
+        parts = []
+        if only := [n for n in mine if n not in theirs]:
+            parts.append(f"only in {sides[0]}: {only}")
+        if only := [n for n in theirs if n not in mine]:
+            parts.append(f"only in {sides[1]}: {only}")
+        for n, a in mine.items():
+            if n in theirs and a != (b := theirs[n]):
+                keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                parts.append(f"{n}: " + ", ".join(f"{k} {_fmt(a.get(k))} vs {_fmt(b.get(k))}"
+                                                  for k in keys))
+        if self.control_hz != other.control_hz:
+            parts.append(f"control_hz {self.control_hz} vs {other.control_hz}")
+        if list(mine) != list(theirs) and set(mine) == set(theirs):
+            parts.append(f"modality order {list(mine)} vs {list(theirs)}")
+        if self.presence != other.presence:
+            parts.append(f"presence flags {list(self.presence)} vs {list(other.presence)}")
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": SPEC_VERSION,
@@ -414,6 +449,12 @@ class ActionSpec:
             f"unsupported action space {type(space).__name__}; use Discrete or Box"
         )
 
+    def summary(self) -> str:
+        """``(discrete, n=N)`` or ``(continuous, shape S)``, for messages."""
+        if self.kind == "discrete":
+            return f"(discrete, n={self.n})"
+        return f"(continuous, shape {self.shape})"
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in fields(self)}
@@ -428,3 +469,8 @@ class ActionSpec:
     @classmethod
     def from_json(cls, text: str) -> ActionSpec:
         return cls.from_dict(json.loads(text))
+
+
+def _fmt(value: Any) -> str:
+    """A value of ``to_dict()`` as messages show it: lists as tuples."""
+    return str(tuple(value)) if isinstance(value, list) else str(value)
