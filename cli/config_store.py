@@ -275,27 +275,6 @@ def export_config() -> type:
     return make_dataclass("ExportConfig", [("run", str, "")], bases=(ExportSettings,))
 
 
-def bench_config() -> type:
-    """``sensorium bench``: latency of an exported model on this machine."""
-    from deploy.bench import BenchSettings
-
-    return BenchSettings
-
-
-def run_config() -> type:
-    """``sensorium run`` (and ``sensorium record``): the robot runtime's settings."""
-    from deploy.run_settings import RunCommandSettings
-
-    return RunCommandSettings
-
-
-def analyze_config() -> type:
-    """``sensorium analyze``: what each modality of a trained run contributes."""
-    from analysis.settings import AnalyzeSettings
-
-    return AnalyzeSettings
-
-
 def train_config() -> type:
     """``sensorium train``'s primary config: the run settings plus the model groups."""
     from dataclasses import make_dataclass
@@ -309,25 +288,6 @@ def train_config() -> type:
         ("model", Any, field(default_factory=_perception_config)),
         ("policy", Any, field(default_factory=_policy_config)),
     ], bases=(base,))
-
-
-#: Each command's primary config (a dataclass, or a function that makes one: imported only
-#: for its own command) and the config groups it composes from.
-PRIMARY: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "envs_list": (EnvsListConfig, ("env",)),
-    "envs_show": (EnvsShowConfig, ("env",)),
-    "envs_bench": (EnvsBenchConfig, ("env",)),
-    "demo": (DemoConfig, ("env",)),
-    "perception_bench": (PerceptionBenchConfig, ("env", "fusion")),
-    "perception_probe": (PerceptionProbeConfig, ()),
-    "train": (train_config, ("env", "fusion", "agent")),
-    "eval": (EvalConfig, ()),
-    "export": (export_config, ()),
-    "bench": (bench_config, ()),
-    "run": (run_config, ()),
-    "record": (run_config, ()),
-    "analyze": (analyze_config, ()),
-}
 
 
 def group_options(group: str) -> dict[str, Any]:
@@ -345,13 +305,13 @@ def group_options(group: str) -> dict[str, Any]:
     raise KeyError(group)
 
 
-def register_configs(command: str) -> None:
-    """Put `command`'s primary config and the groups it uses into Hydra's ConfigStore."""
-    node, groups = PRIMARY[command]
+def register_configs(name: str, node: Any, groups: tuple[str, ...]) -> None:
+    """Put a command's primary config `node` (a dataclass, or a function that makes one: it
+    imports only that command's packages) and the groups it uses into Hydra's ConfigStore."""
     if not isinstance(node, type):
         node = node()
     cs = ConfigStore.instance()
     for group in groups:
-        for name, option in group_options(group).items():
-            cs.store(group=group, name=name, node=option)
-    cs.store(name=command, node=node)
+        for option, config in group_options(group).items():
+            cs.store(group=group, name=option, node=config)
+    cs.store(name=name, node=node)

@@ -31,35 +31,51 @@ class Command:
     config: str  # primary config name in Hydra's ConfigStore
     target: str  # "module:function" taking the composed DictConfig
     help: str
+    node: str  # "module:name" of the primary config: a dataclass, or a function making one
+    groups: tuple[str, ...] = ()  # the config groups it composes from
 
 
+_STORE = "cli.config_store:"
 COMMANDS = (
     Command(("demo",), "demo", "cli.demo:run",
-            "the main job: train on the default world (20 min), evaluate, export, run it"),
+            "the main job: train on the default world (20 min), evaluate, export, run it",
+            _STORE + "DemoConfig", ("env",)),
     Command(("envs", "list"), "envs_list", "cli.envs_cmd:list_envs",
-            "the registered worlds with their observation and action specs"),
+            "the registered worlds with their observation and action specs",
+            _STORE + "EnvsListConfig", ("env",)),
     Command(("envs", "show"), "envs_show", "cli.envs_cmd:show",
-            "an mp4 of the expert: egocentric view, top-down map, audio"),
+            "an mp4 of the expert: egocentric view, top-down map, audio",
+            _STORE + "EnvsShowConfig", ("env",)),
     Command(("envs", "bench"), "envs_bench", "cli.envs_cmd:bench",
-            "env-steps/s of the batched world vs gymnasium's SyncVectorEnv (JSON report)"),
+            "env-steps/s of the batched world vs gymnasium's SyncVectorEnv (JSON report)",
+            _STORE + "EnvsBenchConfig", ("env",)),
     Command(("train",), "train", "cli.train_cmd:train",
-            "train a policy (agent=ppo|bc|dagger) -> runs/<name>/"),
+            "train a policy (agent=ppo|bc|dagger) -> runs/<name>/",
+            _STORE + "train_config", ("env", "fusion", "agent")),
     Command(("eval",), "eval", "cli.train_cmd:evaluate",
-            "evaluate a run: success_rate, spl, mean_return, collisions (JSON) and an mp4"),
+            "evaluate a run: mean return and the world's episode metrics (JSON) and an mp4",
+            _STORE + "EvalConfig"),
     Command(("export",), "export", "cli.train_cmd:export",
-            "a run's policy -> model.onnx (raw sensors in, action out), proven equal to torch"),
+            "a run's policy -> model.onnx (raw sensors in, action out), proven equal to torch",
+            _STORE + "export_config"),
     Command(("bench",), "bench", "cli.deploy_cmd:bench",
-            "latency of an exported model: onnxruntime, int8, torch eager, the compute floor"),
+            "latency of an exported model: onnxruntime, int8, torch eager, the compute floor",
+            "deploy.bench:BenchSettings"),
     Command(("run",), "run", "cli.deploy_cmd:run",
-            "the real-time loop: model=FILE on live sensors, sim or a replay (torch-free)"),
+            "the real-time loop: model=FILE on live sensors, sim or a replay (torch-free)",
+            "deploy.run_settings:RunCommandSettings"),
     Command(("record",), "record", "cli.deploy_cmd:record",
-            "record sensors to MCAP without a model (spec from model=FILE)"),
+            "record sensors to MCAP without a model (spec from model=FILE)",
+            "deploy.run_settings:RunCommandSettings"),
     Command(("analyze",), "analyze", "cli.analyze_cmd:analyze",
-            "what each modality of a run contributes and how they interact, robustness (report)"),
+            "what each modality of a run contributes and how they interact, robustness (report)",
+            "analysis.settings:AnalyzeSettings"),
     Command(("perception", "bench"), "perception_bench", "cli.perception_cmd:bench",
-            "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)"),
+            "params, MACs, onnxruntime vs torch-eager latency of every fusion method (JSON)",
+            _STORE + "PerceptionBenchConfig", ("env", "fusion")),
     Command(("perception", "probe"), "perception_probe", "cli.perception_cmd:probe",
-            "train every fusion method on ModalityProbe tasks with a known answer (JSON)"),
+            "train every fusion method on ModalityProbe tasks with a known answer (JSON)",
+            _STORE + "PerceptionProbeConfig"),
 )
 
 
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cli.config_store import register_configs
 
-    register_configs(cmd.config)
+    register_configs(cmd.config, _load(cmd.node), cmd.groups)
     name = " ".join(cmd.words)
     hydra_args = [
         "hydra.run.dir=.",
