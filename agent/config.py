@@ -83,6 +83,16 @@ class RunSettings:
     export: bool = True
     """Write runs/<name>/model.onnx (with a parity check) at the end."""
 
+    def rank_seed(self, rank: int, iteration: int = 0) -> int:
+        """The seed of rank `rank`'s worlds and draws; a run resumed after `iteration`
+        restarts its worlds from one of their own."""
+        return self.seed + 7919 * rank + 104729 * iteration
+
+    @property
+    def eval_seed(self) -> int:
+        """The seed of evaluations during and after training: worlds training never saw."""
+        return 10_000 + self.seed
+
     def validate(self) -> None:
         w = "train"
         for key in ("num_envs", "total_steps", "checkpoint_every", "keep_checkpoints",

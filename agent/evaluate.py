@@ -14,9 +14,8 @@ from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
 from envs.episodes import EpisodeQuota
 from envs.factory import make_vector_env
+from envs.metrics import collect_ended, episode_metrics_of, reported
 from perception.spec import presence_key
-
-METRICS = ("success", "spl", "collisions")
 
 #: A change made to every step's raw observation before the policy reads it
 Perturbation = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -44,8 +43,8 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
                     ) -> dict[str, Any]:
     """Run exactly `episodes` episodes (a fixed share per world, see EpisodeQuota); means.
 
-    ``success``, ``spl`` and ``collisions`` are reported when the world's
-    ``final_info`` carries them (AudioVisualNav does). The modalities in `absent`
+    Besides return and length, the result has the mean of each metric the world
+    declares (:func:`envs.metrics.episode_metrics_of`). The modalities in `absent`
     are switched off every step (presence flag False: the policy's own absent
     path). `per_episode` adds ``per_episode``: every episode's return, length and
     metrics, in the order they ended. `perturb` (e.g. sensor noise) gets every step's raw
@@ -63,7 +62,8 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
     returns, lengths = np.zeros(n), np.zeros(n, np.int64)
     done_returns: list[float] = []
     done_lengths: list[int] = []
-    found: dict[str, list[float]] = {k: [] for k in METRICS}
+    metrics = episode_metrics_of(env)
+    found: dict[str, list[float]] = {}
     quota = EpisodeQuota(n, episodes)
     while not quota.complete:
         x = pipeline(obs if perturb is None else perturb(obs), train=False)
@@ -82,10 +82,7 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
             done_returns.append(float(returns[i]))
             done_lengths.append(int(lengths[i]))
         if done.any():
-            fi = info.get("final_info", {})
-            for k in METRICS:
-                if k in fi:
-                    found[k].extend(np.asarray(fi[k])[counts].astype(float).tolist())
+            collect_ended(found, info.get("final_info", {}), counts, metrics)
             returns[done], lengths[done] = 0.0, 0
             if out.h is not None:
                 out.h[torch.as_tensor(done, device=out.h.device)] = 0.0
@@ -95,10 +92,7 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
         "mean_return": float(np.mean(done_returns)),
         "mean_length": float(np.mean(done_lengths)),
     }
-    for k, v in found.items():
-        if v:
-            key = {"success": "success_rate"}.get(k, k)
-            result[key] = float(np.mean(v))
+    result.update(reported(found, metrics))
     if per_episode:
         result["per_episode"] = {"return": done_returns, "length": done_lengths,
                                  **{k: v for k, v in found.items() if v}}

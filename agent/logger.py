@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +107,11 @@ class RunLogger:
         total_steps: env steps the run will take (the progress bar's total).
         enabled: False on non-zero DDP ranks: every method does nothing.
         tensorboard: write TensorBoard event files.
-        progress: show a tqdm bar with env-steps/s, return and success.
+        progress: show a tqdm bar with env-steps/s and the `bar` metrics.
         resume_step: the checkpoint step a resumed run continues from; records
             logged after it by the killed run are dropped. None for a new run.
-        return_key, success_key: metric names the bar shows (a metric named
-            exactly so, or ending in ``/<key>``).
+        bar: metric names the bar shows (a metric named exactly so, or ending in
+            ``/<name>``), labelled without an ``episode_`` prefix.
     """
 
     def __init__(
@@ -122,15 +122,13 @@ class RunLogger:
         tensorboard: bool = True,
         progress: bool = True,
         resume_step: int | None = None,
-        return_key: str = "return",
-        success_key: str = "success",
+        bar: Sequence[str] = ("return", "success"),
     ) -> None:
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
         self.total_steps = int(total_steps)
-        self.return_key = return_key
-        self.success_key = success_key
+        self.bar = tuple(bar)
         self._file = None
         self._writer = None
         self._bar = None
@@ -183,12 +181,10 @@ class RunLogger:
         postfix: dict[str, str] = {}
         if elapsed > 0 and step > self._last_step:
             postfix["env-steps/s"] = f"{(step - self._last_step) / elapsed:,.0f}"
-        ret = _find(values, self.return_key)
-        if ret is not None:
-            postfix["return"] = f"{ret:.3g}"
-        success = _find(values, self.success_key)
-        if success is not None:
-            postfix["success"] = f"{success:.2f}"
+        for key in self.bar:
+            value = _find(values, key)
+            if value is not None:
+                postfix[key.removeprefix("episode_")] = f"{value:.3g}"
         self._last_step, self._last_time = step, clock
         self._bar.update(max(0, min(step, self.total_steps) - self._bar.n))
         self._bar.set_postfix(postfix, refresh=True)

@@ -151,6 +151,12 @@ class ActorCritic(nn.Module):
     def frontend(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return self.trunk.frontend(obs)
 
+    def action_layout(self) -> tuple[tuple[int, ...], torch.dtype]:
+        """(shape, dtype) of one stored action: an index, or a continuous vector."""
+        if self.continuous:
+            return (self.action_spec.dim,), torch.float32
+        return (), torch.long
+
     def head(self, state: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
         """The actor's output: ``actor``, or where a modality of ``actor_when_absent`` is
         absent (its ``<name>_present`` flag False) that modality's own head; the first

@@ -135,9 +135,7 @@ class PPO:
 
     def init_storage(self, num_envs: int, obs_example: Mapping[str, Tensor],
                      privileged_dim: int = 0) -> None:
-        spec = self.policy.action_spec
-        shape = (spec.dim,) if self.policy.continuous else ()
-        dtype = torch.float32 if self.policy.continuous else torch.long
+        shape, dtype = self.policy.action_layout()
         self.storage = RolloutStorage(self.cfg.num_steps, num_envs, obs_example, shape, dtype,
                                       self.policy.hidden_size, privileged_dim, self.device)
 

@@ -14,7 +14,7 @@ from agent.config import RunSettings
 from agent.evaluate import Perturbation, evaluate_on_new_worlds, record_policy_video
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic, DeterministicPolicy, PolicyConfig
-from agent.runner import TrainSetup, pick_device
+from agent.run_setup import TrainSetup, pick_device
 from envs.factory import make_vector_env
 from perception.settings import config_from_kwargs
 from perception.spec import ActionSpec, ObsSpec

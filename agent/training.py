@@ -1,36 +1,42 @@
-"""Training runs by algorithm: ``sensorium train agent=...`` calls :func:`run_training`."""
+"""One dispatch from ``agent=`` to its trainer; ``sensorium train`` and every caller use it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from agent.base_runner import Runner
 from agent.distributed import DistInfo
-from agent.runner import TrainSetup
+from agent.imitation_runner import BCRunner, DAggerRunner
+from agent.run_setup import TrainSetup
+from agent.runner import OnPolicyRunner
 from perception.settings import ConfigError
 
-IMITATION = ("bc", "dagger")
+RUNNERS: dict[str, type[Runner]] = {"ppo": OnPolicyRunner, "bc": BCRunner,
+                                    "dagger": DAggerRunner}
+
+
+def make_runner(setup: TrainSetup, run_dir: Path, dist_info: DistInfo | None = None) -> Runner:
+    """The trainer of the algorithm ``setup.agent["name"]`` names (its settings checked)."""
+    name = setup.agent.get("name")
+    if name not in RUNNERS:
+        raise ConfigError(f"agent.name={name!r} is not a training algorithm; use "
+                          + ", ".join(f"agent={n}" for n in RUNNERS))
+    return RUNNERS[name](setup, run_dir, dist_info)
 
 
 def run_training(setup: TrainSetup, run_dir: Path, dist_info: DistInfo | None = None
                  ) -> dict[str, Any]:
-    """Train the algorithm ``setup.agent["name"]`` names into `run_dir`; its summary.
+    """Train into `run_dir`; its summary (see :meth:`agent.base_runner.Runner.learn`).
 
-    The summary holds at least ``env_steps`` and ``train_seconds``; the run
-    folder gets checkpoints, ``metrics.jsonl``, TensorBoard events and
+    The run folder gets checkpoints, ``metrics.jsonl``, TensorBoard events and
     ``train_summary.json``.
     """
-    name = setup.agent.get("name")
-    if name == "ppo":
-        from agent.runner import OnPolicyRunner
-
-        return OnPolicyRunner(setup, run_dir, dist_info).learn()
-    if name in IMITATION:
-        from agent.imitation_runner import ImitationRunner
-
-        return ImitationRunner(setup, run_dir, dist_info).learn()
-    raise ConfigError(f"agent.name={name!r} is not a training algorithm; use agent=ppo, "
-                      f"{', '.join(f'agent={n}' for n in IMITATION)}")
+    runner = make_runner(setup, run_dir, dist_info)
+    try:
+        return runner.learn()
+    finally:
+        runner.close()
 
 
-__all__ = ["run_training"]
+__all__ = ["RUNNERS", "make_runner", "run_training"]

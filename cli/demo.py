@@ -67,7 +67,7 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
     scratch for all of them.
     """
     from agent.config import RunSettings
-    from agent.runner import TrainSetup
+    from agent.run_setup import TrainSetup
     from agent.training import run_training
 
     if cfg.route not in ("distill", "ppo"):

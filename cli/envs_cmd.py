@@ -22,6 +22,7 @@ def list_envs(cfg: DictConfig) -> None:
 
     import envs
     from envs.factory import split_env_config
+    from envs.metrics import episode_metrics_of
 
     for name, node in env_group().items():
         env_id, kwargs = split_env_config(asdict(node))
@@ -34,6 +35,10 @@ def list_envs(cfg: DictConfig) -> None:
                   f"{rate}{m.rate_hz:g}/s  {m.description}")
         names = getattr(getattr(env.unwrapped, "action_spec", None), "names", ())
         print(f"    actions: {env.action_space}" + (f" {list(names)}" if names else ""))
+        metrics = episode_metrics_of(env)
+        print("    episode metrics: return, length" + "".join(
+            f"; {m.name} ({'higher' if m.higher_is_better else 'lower'} is better: "
+            f"{m.description})" for m in metrics))
         env.close()
 
 

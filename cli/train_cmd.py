@@ -23,7 +23,8 @@ def train(cfg: DictConfig) -> None:
     from agent.checkpoint import check_run_dir
     from agent.config import RunSettings
     from agent.distributed import init_distributed, shutdown
-    from agent.runner import OnPolicyRunner, TrainSetup, default_run_name, pick_device
+    from agent.run_setup import TrainSetup, default_run_name, pick_device
+    from agent.training import make_runner
     from perception.settings import config_from_kwargs
 
     run_fields = {f: _plain(cfg[f]) for f in RunSettings.__dataclass_fields__}
@@ -34,18 +35,12 @@ def train(cfg: DictConfig) -> None:
     check_run_dir(run_dir, run.resume)
     dist_info = init_distributed(pick_device(run.device).type)
     try:
-        if setup.agent.get("name") == "ppo":
-            runner = OnPolicyRunner(setup, run_dir, dist_info)  # checks the settings
-            write_config(cfg, run_dir, dist_info.is_main)
-            try:
-                summary = runner.learn()
-            finally:
-                runner.close()
-        else:  # imitation (agent=bc|dagger) lives in agent.training
-            from agent.training import run_training
-
-            write_config(cfg, run_dir, dist_info.is_main)
-            summary = run_training(setup, run_dir, dist_info)
+        runner = make_runner(setup, run_dir, dist_info)  # checks the settings
+        write_config(cfg, run_dir, dist_info.is_main)
+        try:
+            summary = runner.learn()
+        finally:
+            runner.close()
         if dist_info.is_main:
             print(f"run: {run_dir}  ({summary['env_steps']:,} env-steps, "
                   f"{summary['train_seconds']:.0f} s)")

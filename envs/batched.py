@@ -8,6 +8,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.metrics import EpisodeMetric
 from perception.settings import ConfigError
 from perception.spec import ActionSpec, ObsSpec
 
@@ -36,6 +37,8 @@ class BatchedEnv(VectorEnv):
 
     obs_spec: ObsSpec
     action_spec: ActionSpec
+    episode_metrics: tuple[EpisodeMetric, ...] = ()
+    """What ``final_info`` reports per ended episode besides return and length."""
 
     def _init_spaces(self, num_envs: int, obs_spec: ObsSpec, action_spec: ActionSpec) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:

@@ -9,6 +9,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from envs.metrics import episode_metrics_of
+
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
@@ -41,7 +43,7 @@ def run_episodes(
     policy: Policy,
     episodes: int,
     seed: int | None = None,
-    keys: tuple[str, ...] = ("success", "spl", "collisions", "episode_return", "episode_length"),
+    keys: tuple[str, ...] | None = None,
     on_end: Callable[[np.ndarray], None] | None = None,
     max_steps: int = 1_000_000,
 ) -> dict[str, Any]:
@@ -49,8 +51,11 @@ def run_episodes(
 
     Each world contributes a fixed share of the episodes (:class:`EpisodeQuota`).
     `on_end(worlds)` is told which worlds just started a new episode (for
-    policies with per-episode state). Metrics come from ``info["final_info"]``.
+    policies with per-episode state). Metrics come from ``info["final_info"]``: `keys`,
+    by default the ones the world declares plus ``episode_return`` and ``episode_length``.
     """
+    if keys is None:
+        keys = (*(m.name for m in episode_metrics_of(env)), "episode_return", "episode_length")
     obs, _ = env.reset(seed=seed)
     ended: dict[str, list] = {k: [] for k in keys}
     quota = EpisodeQuota(env.num_envs, episodes)

@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from envs.metrics import declared
 from perception.settings import ConfigError
 from perception.spec import ObsSpec
 
@@ -48,14 +49,9 @@ def make_vector_env(
 
 def obs_spec_of(env: gym.Env | gym.vector.VectorEnv) -> ObsSpec:
     """The ObsSpec an env declares; the outermost wrapper that sets one wins."""
-    layer: Any = env
-    while layer is not None:
-        spec = getattr(layer, "obs_spec", None)
-        if isinstance(spec, ObsSpec):
-            return spec
-        if hasattr(layer, "envs"):  # SyncVectorEnv / AsyncVectorEnv over single envs
-            return obs_spec_of(layer.envs[0])
-        layer = getattr(layer, "env", None)
+    spec = declared(env, "obs_spec")
+    if isinstance(spec, ObsSpec):
+        return spec
     raise ConfigError(
         f"{env} declares no obs_spec; wrap third-party envs with "
         "envs.multimodal.MultimodalWrapper"

@@ -31,6 +31,7 @@ class SingleWorldEnv(gym.Env):
         self.batched = self.batched_cls(num_envs=1, autoreset=False, **kwargs)
         self.obs_spec = self.batched.obs_spec
         self.action_spec = self.batched.action_spec
+        self.episode_metrics = self.batched.episode_metrics
         self.observation_space = self.batched.single_observation_space
         self.action_space = self.batched.single_action_space
         self._last_obs: dict[str, np.ndarray] | None = None

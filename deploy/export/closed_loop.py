@@ -14,8 +14,7 @@ import numpy as np
 from deploy.model import Model
 from envs.episodes import EpisodeQuota
 from envs.factory import make_vector_env
-
-METRICS = ("success", "spl", "collisions")
+from envs.metrics import collect_ended, episode_metrics_of, reported
 
 
 def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed: int,
@@ -33,7 +32,8 @@ def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed
         h = model.initial_state(n)
         returns, lengths = np.zeros(n), np.zeros(n, np.int64)
         done_returns, done_lengths = [], []
-        found: dict[str, list[float]] = {k: [] for k in METRICS}
+        metrics = episode_metrics_of(env)
+        found: dict[str, list[float]] = {}
         quota = EpisodeQuota(n, episodes)
         while not quota.complete:
             out = model.run(model.make_feed({k: obs[k] for k in names}, h=h), validate=False)
@@ -45,10 +45,7 @@ def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed
             done_returns += returns[counts].tolist()
             done_lengths += lengths[counts].tolist()
             if done.any():
-                final = info.get("final_info", {})
-                for k in METRICS:
-                    if k in final:
-                        found[k] += np.asarray(final[k])[counts].astype(float).tolist()
+                collect_ended(found, info.get("final_info", {}), counts, metrics)
                 returns[done], lengths[done] = 0.0, 0
             if h is not None:
                 h = out["h_out"].copy()
@@ -58,7 +55,5 @@ def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed
     result: dict[str, Any] = {"episodes": episodes, "seed": seed,
                               "mean_return": float(np.mean(done_returns)),
                               "mean_length": float(np.mean(done_lengths))}
-    for k, v in found.items():
-        if v:
-            result["success_rate" if k == "success" else k] = float(np.mean(v))
+    result.update(reported(found, metrics))
     return result

@@ -13,6 +13,7 @@ from envs.audiovisual_nav.maps import distance_field, free_subcells, geodesic_at
 from envs.audiovisual_nav.render import objects_in_view
 from envs.audiovisual_nav.sound import LOOP_S, make_noise_table, make_sound_bank
 from envs.batched import BatchedEnv, seed_states
+from envs.metrics import EpisodeMetric
 from envs.single import SingleWorldEnv
 from perception.settings import config_from_kwargs
 from perception.spec import ActionSpec, ModalityKind, ModalitySpec, ObsSpec
@@ -47,6 +48,13 @@ def audiovisual_nav_spec(cfg: AudioVisualNavConfig) -> ObsSpec:
 #: How near an object must be to count as seen by the hearing-free expert (farther ones
 #: are a few pixels wide in the 64x64 view)
 SEEN_WITHIN_M = 5.0
+
+
+METRICS = (
+    EpisodeMetric("success", "stopped within success_radius_m of the goal", True, "success_rate"),
+    EpisodeMetric("spl", "success weighted by shortest path over the path walked", True),
+    EpisodeMetric("collisions", "steps whose move hit an obstacle", False),
+)
 
 
 class AudioVisualNavVectorEnv(BatchedEnv):
@@ -90,6 +98,8 @@ class AudioVisualNavVectorEnv(BatchedEnv):
     ## Version history
     - v0: first version.
     """
+
+    episode_metrics = METRICS
 
     def __init__(self, num_envs: int = 1, autoreset: bool = True, **kwargs: Any) -> None:
         self.cfg = config_from_kwargs(AudioVisualNavConfig, kwargs, WHERE)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from envs.batched import BatchedEnv
+from envs.metrics import EpisodeMetric
 from envs.modality_probe.config import WHERE, ModalityProbeConfig
 from envs.modality_probe.panel import world_panel
 from envs.single import SingleWorldEnv
@@ -100,6 +101,8 @@ class ModalityProbeVectorEnv(BatchedEnv):
     ## Version history
     - v0: first version.
     """
+
+    episode_metrics = (EpisodeMetric("correct", "every component of the answer right", True),)
 
     def __init__(self, num_envs: int = 1, autoreset: bool = True, **kwargs: Any) -> None:
         self.cfg = config_from_kwargs(ModalityProbeConfig, kwargs, WHERE)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agent.policy import ActorCritic, PolicyConfig
-from agent.runner import action_spec_of
+from agent.run_setup import action_spec_of
 from envs.factory import make_vector_env, obs_spec_of
 from perception.settings import ConfigError
 from perception.spec import presence_key

@@ -25,7 +25,7 @@ from agent.config import RunSettings
 from agent.imitation import BCConfig, DAggerConfig, ImitationDataset, discounted_returns
 from agent.imitation_runner import ImitationRunner
 from agent.logger import read_metrics
-from agent.runner import TrainSetup
+from agent.run_setup import TrainSetup
 from agent.trained import load_trained
 from agent.training import run_training
 from envs.factory import make_vector_env

@@ -24,7 +24,8 @@ from agent.config import RunSettings
 from agent.evaluate import record_policy_video
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
-from agent.runner import OnPolicyRunner, TrainSetup
+from agent.run_setup import TrainSetup
+from agent.runner import OnPolicyRunner
 from agent.trained import load_trained
 from envs.factory import make_vector_env
 from perception.settings import ConfigError

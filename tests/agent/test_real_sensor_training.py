@@ -14,7 +14,8 @@ from agent.config import ROBUST_RANDOMIZER, RunSettings
 from agent.logger import read_metrics
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
-from agent.runner import OnPolicyRunner, action_spec_of
+from agent.run_setup import action_spec_of
+from agent.runner import OnPolicyRunner
 from envs.factory import make_vector_env, obs_spec_of
 from perception.augment.randomizers import (
     BANK_FROM,

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from agent.config import RunSettings
-from agent.runner import OnPolicyRunner, TrainSetup
+from agent.run_setup import TrainSetup
+from agent.runner import OnPolicyRunner
 
 AVN = {"id": "sensorium/AudioVisualNav-v0", "map_size": 7, "image_size": 16, "max_steps": 30}
 AGENT = {"name": "ppo", "num_steps": 16, "minibatches": 2, "epochs": 1, "seq_len": 8}
