@@ -324,7 +324,7 @@ class ObsSpec:
         """The modalities, presence flags and control rate on one line, for messages."""
         mods = ", ".join(m.summary() for m in self.modalities)
         presence = f"; presence {list(self.presence)}" if self.presence else ""
-        return f"({mods}{presence} @ {self.control_hz} Hz)"
+        return f"({mods}{presence} @ {self.control_hz:g} Hz)"
 
     def difference(self, other: ObsSpec, sides: tuple[str, str] = ("this spec", "other")) -> str:
         """What differs from `other`, this spec's values first; "" when nothing does.
@@ -344,7 +344,7 @@ class ObsSpec:
                 parts.append(f"{n}: " + ", ".join(f"{k} {_fmt(a.get(k))} vs {_fmt(b.get(k))}"
                                                   for k in keys))
         if self.control_hz != other.control_hz:
-            parts.append(f"control_hz {self.control_hz} vs {other.control_hz}")
+            parts.append(f"control_hz {self.control_hz:g} vs {other.control_hz:g}")
         if list(mine) != list(theirs) and set(mine) == set(theirs):
             parts.append(f"modality order {list(mine)} vs {list(theirs)}")
         if self.presence != other.presence:
@@ -472,5 +472,7 @@ class ActionSpec:
 
 
 def _fmt(value: Any) -> str:
-    """A value of ``to_dict()`` as messages show it: lists as tuples."""
+    """A value of ``to_dict()`` as messages show it: lists as tuples, floats shortest."""
+    if isinstance(value, float):
+        return f"{value:g}"
     return str(tuple(value)) if isinstance(value, list) else str(value)

@@ -85,14 +85,14 @@ def test_select_replace_and_presence() -> None:
 def test_summary_and_difference_name_what_differs() -> None:
     spec = example_spec()
     assert spec.summary() == ("(rgb:image[64x64x3]uint8, audio:audio[2x1600]float32, "
-                              "proprio:vector[6]float32; presence ['audio'] @ 10.0 Hz)")
+                              "proprio:vector[6]float32; presence ['audio'] @ 10 Hz)")
     assert spec.difference(ObsSpec.from_json(spec.to_json())) == ""
     small = spec.replace(ModalitySpec("rgb", "image", (48, 48, 3), "uint8", 15.0, 0, 255))
     other = ObsSpec(small.select(["rgb", "proprio"]).modalities[::-1], control_hz=5.0)
     assert spec.difference(other, ("the checkpoint", "this env")) == (
-        "only in the checkpoint: ['audio']; rgb: rate_hz 30.0 vs 15.0, shape (64, 64, 3) vs "
-        "(48, 48, 3); control_hz 10.0 vs 5.0; presence flags ['audio'] vs []")
-    assert other.difference(spec).startswith("only in other: ['audio']; rgb: rate_hz 15.0 vs")
+        "only in the checkpoint: ['audio']; rgb: rate_hz 30 vs 15, shape (64, 64, 3) vs "
+        "(48, 48, 3); control_hz 10 vs 5; presence flags ['audio'] vs []")
+    assert other.difference(spec).startswith("only in other: ['audio']; rgb: rate_hz 15 vs")
     reordered = ObsSpec(spec.modalities[::-1], spec.control_hz, spec.presence)
     assert spec.difference(reordered) == ("modality order ['rgb', 'audio', 'proprio'] vs "
                                           "['proprio', 'audio', 'rgb']")
