@@ -52,7 +52,9 @@ def _world(conn: Any, env_cfg: dict[str, Any], spec_json: str, off: tuple[str, .
     """The child process: step the world on each action, send back what its sensors give."""
     import os
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from perception.process import setup_process
+
+    setup_process()  # before numba starts its threads
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one world: one thread, the loop keeps a core
     import envs  # noqa: F401  (registers the worlds)
     from envs.factory import make_vector_env
