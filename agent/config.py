@@ -15,6 +15,10 @@ ROBUST_RANDOMIZER = {"image_shift_px": 0, "colour_jitter": 0.2, "image_noise": 1
                      "audio_gain_db": 6.0, "audio_noise": 0.0, "audio_noise_max": 0.015,
                      "vector_noise": 0.01, "depth_noise_m": 0.05}
 
+#: Runs at least this long compile the policy by default (the compile takes ~30 s)
+COMPILE_MINUTES = 5.0
+COMPILE_STEPS = 500_000
+
 
 @dataclass
 class RunSettings:
@@ -49,8 +53,9 @@ class RunSettings:
     """'auto' (CUDA when there is one), 'cpu' or 'cuda'."""
     threads: int = 0
     """torch intra-op threads (0 = torch's default)."""
-    compile: bool = False
-    """torch.compile the policy (faster steps after a compile of ~30 s)."""
+    compile: bool | None = None
+    """torch.compile the policy (faster steps after a compile of ~30 s); null: only for runs
+    long enough to repay it (see `compiles`)."""
     modalities: list[str] = field(default_factory=list)
     """Train on these modalities only (ablations, e.g. [audio, proprio, touch]); empty = all."""
     modality_dropout: float = 0.1
@@ -87,6 +92,16 @@ class RunSettings:
         """The seed of rank `rank`'s worlds and draws; a run resumed after `iteration`
         restarts its worlds from one of their own."""
         return self.seed + 7919 * rank + 104729 * iteration
+
+    @property
+    def compiles(self) -> bool:
+        """`compile`, or when null whether the run is long enough to repay the compile: a
+        time budget of at least COMPILE_MINUTES, or without one COMPILE_STEPS env-steps."""
+        if self.compile is not None:
+            return bool(self.compile)
+        if self.max_minutes:
+            return self.max_minutes >= COMPILE_MINUTES
+        return self.total_steps >= COMPILE_STEPS
 
     @property
     def eval_seed(self) -> int:

@@ -122,7 +122,7 @@ class RunLogger:
         tensorboard: bool = True,
         progress: bool = True,
         resume_step: int | None = None,
-        bar: Sequence[str] = ("return", "success"),
+        bar: Sequence[str] = ("return",),
     ) -> None:
         self.enabled = enabled
         self.run_dir = Path(run_dir)

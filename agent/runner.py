@@ -47,7 +47,7 @@ class OnPolicyRunner(Runner):
         self.alg = PPO(self.policy, cfg, self.device, self.dist, self.privileged_dim)
         self.alg.generator.manual_seed(self.seed)
         torch.manual_seed(self.seed)  # weights made: each rank now samples actions of its own
-        if self.run.compile:
+        if self.run.compiles:
             self.alg.compile()
         self.pipeline = ObservationPipeline.for_training(self.obs_spec, self.policy, self.device,
                                                          self.run, self.parts.randomizer,
