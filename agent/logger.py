@@ -111,7 +111,8 @@ class RunLogger:
         resume_step: the checkpoint step a resumed run continues from; records
             logged after it by the killed run are dropped. None for a new run.
         bar: metric names the bar shows (a metric named exactly so, or ending in
-            ``/<name>``), labelled without an ``episode_`` prefix.
+            ``/<name>``), labelled without an ``episode_`` prefix; None shows every
+            metric of each record.
     """
 
     def __init__(
@@ -122,13 +123,13 @@ class RunLogger:
         tensorboard: bool = True,
         progress: bool = True,
         resume_step: int | None = None,
-        bar: Sequence[str] = ("return",),
+        bar: Sequence[str] | None = None,
     ) -> None:
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
         self.total_steps = int(total_steps)
-        self.bar = tuple(bar)
+        self.bar = None if bar is None else tuple(bar)
         self._file = None
         self._writer = None
         self._bar = None
@@ -181,7 +182,7 @@ class RunLogger:
         postfix: dict[str, str] = {}
         if elapsed > 0 and step > self._last_step:
             postfix["env-steps/s"] = f"{(step - self._last_step) / elapsed:,.0f}"
-        for key in self.bar:
+        for key in values if self.bar is None else self.bar:
             value = _find(values, key)
             if value is not None:
                 postfix[key.removeprefix("episode_")] = f"{value:.3g}"
