@@ -28,7 +28,7 @@ from agent.evaluate import evaluate_on_new_worlds
 from agent.logger import RunLogger
 from agent.run_setup import RunParts, TrainSetup, build_run_parts
 from envs.metrics import EpisodeMetric, episode_metrics_of
-from perception.settings import ConfigError, config_from_kwargs
+from perception.settings import ConfigError
 
 
 class EpisodeStats:
@@ -90,7 +90,10 @@ class Runner:
         self.run = setup.run
         self.dist = dist_info or DistInfo()
         self.algorithm = self.config_type().name
-        self.cfg = config_from_kwargs(self.config_type, setup.agent, f"agent {self.algorithm}")
+        if not isinstance(setup.agent, self.config_type):
+            raise ConfigError(f"agent={setup.agent.name} is not trained by the "
+                              f"{self.algorithm} runner; train it with agent.training.make_runner")
+        self.cfg = setup.agent
         check_run_dir(self.run_dir, self.run.resume)
         self.seed = self.run.rank_seed(self.dist.rank)
         self.parts: RunParts = build_run_parts(setup, self.who)

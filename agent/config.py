@@ -17,7 +17,7 @@ ROBUST_RANDOMIZER = {"image_shift_px": 0, "colour_jitter": 0.2, "image_noise": 1
 
 #: Runs at least this long compile the policy by default (the compile takes ~30 s)
 COMPILE_MINUTES = 5.0
-COMPILE_STEPS = 500_000
+COMPILE_STEPS = 2_000_000  # the plain command: ~25 minutes here
 
 
 @dataclass

@@ -27,7 +27,7 @@ def evaluate_on_new_worlds(policy: ActorCritic, env_cfg: Mapping[str, Any],
                            absent: Sequence[str] = (), per_episode: bool = False,
                            perturb: Perturbation | None = None) -> dict[str, Any]:
     """:func:`evaluate_policy` on a batch of at most `num_envs` worlds made for it, then closed."""
-    env = make_vector_env(dict(env_cfg), min(num_envs, episodes))
+    env = make_vector_env(env_cfg, min(num_envs, episodes))
     try:
         return evaluate_policy(policy, env, pipeline, episodes, seed, deterministic, absent,
                                per_episode, perturb)

@@ -49,7 +49,7 @@ class ImitationRunner(Runner):
 
     def __new__(cls, setup: TrainSetup, *args: Any, **kwargs: Any) -> ImitationRunner:
         if cls is ImitationRunner:
-            name = setup.agent.get("name")
+            name = setup.agent.name
             by_name = {c.config_type.name: c for c in (BCRunner, DAggerRunner)}
             if name not in by_name:
                 raise ConfigError(f"agent.name={name!r} is not an imitation algorithm; "

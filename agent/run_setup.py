@@ -8,11 +8,14 @@ from typing import Any, NamedTuple
 import torch
 from gymnasium.vector import AutoresetMode
 
+from agent.algorithms import algorithm_config
 from agent.config import ROBUST_RANDOMIZER, RunSettings
 from agent.observations import select_modalities
 from agent.policy import ActorCritic, PolicyConfig
-from envs.factory import make_vector_env, obs_spec_of
+from envs.factory import env_config, make_vector_env, obs_spec_of
 from perception.augment import RandomizerConfig
+from perception.config import PerceptionConfig
+from perception.fusion import fusion_config
 from perception.settings import ConfigError, config_from_kwargs
 from perception.spec import ActionSpec, ObsSpec
 
@@ -64,7 +67,7 @@ def build_run_parts(setup: TrainSetup, who: str) -> RunParts:
     env_spec = obs_spec_of(env)
     obs_spec = select_modalities(env_spec, run.modalities)
     action_spec = action_spec_of(env)
-    policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
+    policy_cfg = setup.policy
     env_priv = int(getattr(env, "privileged_dim", 0))
     if policy_cfg.privileged_critic and not env_priv:
         raise ConfigError("policy.privileged_critic=true needs an env with privileged_state()"
@@ -80,23 +83,40 @@ def build_run_parts(setup: TrainSetup, who: str) -> RunParts:
 
 @dataclasses.dataclass
 class TrainSetup:
-    """Everything a run is built from (plain settings; the CLI composes them with Hydra)."""
+    """Everything a run is built from, typed once here: a part given as plain settings (a
+    mapping: the composed Hydra config, a checkpoint's meta, a Python caller) becomes its
+    dataclass, checked, and the dataclasses travel."""
 
-    env: dict[str, Any]
-    fusion: dict[str, Any]
-    agent: dict[str, Any]
-    model: dict[str, Any]
-    policy: dict[str, Any]
+    env: Any  # the world's config (envs.factory.env_config)
+    fusion: Any  # the fusion method's Config (perception.fusion.fusion_config)
+    agent: Any  # the algorithm's settings: PPOConfig, BCConfig or DAggerConfig
+    model: PerceptionConfig
+    policy: PolicyConfig
     run: RunSettings
 
+    def __post_init__(self) -> None:
+        self.env = env_config(self.env)
+        self.fusion = fusion_config(self.fusion)
+        self.agent = algorithm_config(self.agent)
+        for key, cls, where in (("model", PerceptionConfig, "perception"),
+                                ("policy", PolicyConfig, "policy"),
+                                ("run", RunSettings, "train")):
+            value = getattr(self, key)
+            if not isinstance(value, cls):
+                setattr(self, key, config_from_kwargs(cls, value or {}, where))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"env": self.env, "fusion": self.fusion, "agent": self.agent,
-                "model": self.model, "policy": self.policy,
-                "run": dataclasses.asdict(self.run)}
+        """Every part as plain settings (what checkpoints and exported files record)."""
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def plain(settings: Any) -> dict[str, Any]:
+    """Settings as a plain dict (a dataclass's fields, or a mapping's items)."""
+    return dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
 
 
 def default_run_name(setup: TrainSetup) -> str:
-    env_id = setup.env.get("env_id") or setup.env.get("id", "env")  # wrapped third-party envs
-    env = str(env_id).split("/")[-1].split("-")[0].lower()
-    return f"{env}-{setup.fusion.get('method', 'fusion')}-{setup.agent.get('name', 'agent')}" \
-           f"-s{setup.run.seed}"
+    env = plain(setup.env)
+    env_id = env.get("env_id") or env.get("id", "env")  # wrapped third-party envs
+    name = str(env_id).split("/")[-1].split("-")[0].lower()
+    return f"{name}-{setup.fusion.method}-{setup.agent.name}-s{setup.run.seed}"

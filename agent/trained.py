@@ -10,13 +10,11 @@ import numpy as np
 import torch
 
 from agent.checkpoint import load_checkpoint, read_checkpoint_meta
-from agent.config import RunSettings
 from agent.evaluate import Perturbation, evaluate_on_new_worlds, record_policy_video
 from agent.observations import ObservationPipeline
-from agent.policy import ActorCritic, DeterministicPolicy, PolicyConfig
+from agent.policy import ActorCritic, DeterministicPolicy
 from agent.run_setup import TrainSetup, pick_device
 from envs.factory import make_vector_env
-from perception.settings import config_from_kwargs
 from perception.spec import ActionSpec, ObsSpec
 
 
@@ -61,15 +59,13 @@ def load_trained(run_dir: Path, device: str = "cpu", step: int | None = None) ->
     ckpt_dir = Path(run_dir) / "checkpoints"
     meta = read_checkpoint_meta(ckpt_dir, step)
     config = meta["config"]
-    run = config_from_kwargs(RunSettings, config["run"], "train")
     setup = TrainSetup(config["env"], config["fusion"], config["agent"], config["model"],
-                       config["policy"], run)
+                       config["policy"], config["run"])
     obs_spec = ObsSpec.from_json(meta["obs_spec"])
     action_spec = ActionSpec.from_json(meta["action_spec"])
-    policy_cfg = config_from_kwargs(PolicyConfig, setup.policy, "policy")
     priv = int(meta.get("privileged_dim", 0))
     dev = pick_device(device)
-    policy = ActorCritic(obs_spec, action_spec, setup.model, setup.fusion, policy_cfg,
+    policy = ActorCritic(obs_spec, action_spec, setup.model, setup.fusion, setup.policy,
                          priv).to(dev)
     loaded = load_checkpoint(ckpt_dir, {"policy": policy}, map_location=dev, step=step,
                              strict=False)

@@ -10,19 +10,14 @@ from agent.distributed import DistInfo
 from agent.imitation_runner import BCRunner, DAggerRunner
 from agent.run_setup import TrainSetup
 from agent.runner import OnPolicyRunner
-from perception.settings import ConfigError
 
 RUNNERS: dict[str, type[Runner]] = {"ppo": OnPolicyRunner, "bc": BCRunner,
                                     "dagger": DAggerRunner}
 
 
 def make_runner(setup: TrainSetup, run_dir: Path, dist_info: DistInfo | None = None) -> Runner:
-    """The trainer of the algorithm ``setup.agent["name"]`` names (its settings checked)."""
-    name = setup.agent.get("name")
-    if name not in RUNNERS:
-        raise ConfigError(f"agent.name={name!r} is not a training algorithm; use "
-                          + ", ".join(f"agent={n}" for n in RUNNERS))
-    return RUNNERS[name](setup, run_dir, dist_info)
+    """The trainer of the algorithm ``setup.agent`` is the settings of."""
+    return RUNNERS[setup.agent.name](setup, run_dir, dist_info)
 
 
 def run_training(setup: TrainSetup, run_dir: Path, dist_info: DistInfo | None = None

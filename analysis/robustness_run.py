@@ -314,7 +314,7 @@ def rollout_states(trained: Any, states: int, worlds: int, seed: int, expert: bo
 
     worlds = min(worlds, states)
     rollout = record_rollout(trained.deployable(), trained.policy, trained.obs_spec,
-                             dict(trained.setup.env), worlds, math.ceil(states / worlds), seed,
+                             trained.setup.env, worlds, math.ceil(states / worlds), seed,
                              trained.policy.hidden_size, expert=expert)
     obs, h = rollout.flat()
     actions = rollout.flat_expert()

@@ -17,21 +17,10 @@ DEFAULT_FUSION = "concat"
 
 
 def env_group() -> dict[str, Any]:
-    """The ``env`` group: option name -> config dataclass instance.
+    """The ``env`` group (:func:`envs.factory.env_options`)."""
+    from envs.factory import env_options
 
-    Imported here, not at the top: the worlds need the ``sim`` extra (numba), which
-    the robot's commands (``sensorium run``, ``bench``, ``record``) must not need.
-    """
-    from envs.audiovisual_nav.config import AudioVisualNavConfig
-    from envs.modality_probe.config import ModalityProbeConfig
-    from envs.multimodal import MultimodalConfig
-
-    return {
-        "audiovisual_nav": AudioVisualNavConfig(),
-        "modality_probe": ModalityProbeConfig(),
-        "cartpole": MultimodalConfig(env_id="CartPole-v1"),
-        "reacher": MultimodalConfig(env_id="Reacher-v5"),
-    }
+    return env_options()
 
 
 def _defaults(env: str = DEFAULT_ENV) -> list[Any]:

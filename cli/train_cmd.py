@@ -25,12 +25,12 @@ def train(cfg: DictConfig) -> None:
     from agent.distributed import init_distributed, shutdown
     from agent.run_setup import TrainSetup, default_run_name, pick_device
     from agent.training import make_runner
-    from perception.settings import config_from_kwargs
 
-    run_fields = {f: _plain(cfg[f]) for f in RunSettings.__dataclass_fields__}
-    run = config_from_kwargs(RunSettings, run_fields, "train")
+    # the composed config becomes the run's dataclasses here, once (checked)
     setup = TrainSetup(env=_plain(cfg.env), fusion=_plain(cfg.fusion), agent=_plain(cfg.agent),
-                       model=_plain(cfg.model), policy=_plain(cfg.policy), run=run)
+                       model=_plain(cfg.model), policy=_plain(cfg.policy),
+                       run={f: _plain(cfg[f]) for f in RunSettings.__dataclass_fields__})
+    run = setup.run
     run_dir = Path(run.root) / (run.name or default_run_name(setup))
     check_run_dir(run_dir, run.resume)
     dist_info = init_distributed(pick_device(run.device).type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,18 +13,61 @@ from perception.settings import ConfigError
 from perception.spec import ObsSpec
 
 
-def split_env_config(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(gymnasium id, constructor kwargs) from an env config with an ``id`` key."""
+def env_options() -> dict[str, Any]:
+    """The ``env=`` config group: option name -> the world's default config (a dataclass).
+
+    Imported here, not at the top: the worlds need the ``sim`` extra (numba), which
+    the robot's commands (``sensorium run``, ``bench``, ``record``) must not need.
+    """
+    from envs.audiovisual_nav.config import AudioVisualNavConfig
+    from envs.modality_probe.config import ModalityProbeConfig
+    from envs.multimodal import MultimodalConfig
+
+    return {
+        "audiovisual_nav": AudioVisualNavConfig(),
+        "modality_probe": ModalityProbeConfig(),
+        "cartpole": MultimodalConfig(env_id="CartPole-v1"),
+        "reacher": MultimodalConfig(env_id="Reacher-v5"),
+    }
+
+
+def env_config(cfg: Any) -> Any:
+    """`cfg` as its world's config dataclass, typed and checked once; a config already is one.
+
+    A mapping whose ``id`` has no config dataclass here (a world registered by a user)
+    stays a plain dict of its settings.
+    """
+    if dataclasses.is_dataclass(cfg):
+        return cfg
+    _require_id(cfg)
+    types = {option.id: type(option) for option in env_options().values()}
+    cls = types.get(cfg["id"])
+    if cls is None:
+        return dict(cfg)
+    from perception.settings import config_from_kwargs
+
+    return config_from_kwargs(cls, cfg, f"env {cfg['id']}")
+
+
+def _require_id(cfg: Mapping[str, Any]) -> None:
     if "id" not in cfg:
         raise ConfigError(
             "env config has no 'id'; pick one with env=<name> (see `sensorium envs list`)"
         )
+
+
+def split_env_config(cfg: Any) -> tuple[str, dict[str, Any]]:
+    """(gymnasium id, constructor kwargs) from an env config (a dataclass or a mapping with
+    an ``id`` key)."""
+    if dataclasses.is_dataclass(cfg):
+        cfg = dataclasses.asdict(cfg)
+    _require_id(cfg)
     kwargs = {k: v for k, v in cfg.items() if k != "id"}
     return str(cfg["id"]), kwargs
 
 
 def make_vector_env(
-    cfg: Mapping[str, Any], num_envs: int, vectorization_mode: str = "auto"
+    cfg: Any, num_envs: int, vectorization_mode: str = "auto"
 ) -> gym.vector.VectorEnv:
     """A vector env of `num_envs` worlds.
 

@@ -47,7 +47,7 @@ class PerceptionModel(nn.Module):
     """
 
     def __init__(self, obs_spec: ObsSpec, cfg: PerceptionConfig | Mapping[str, Any] | None = None,
-                 fusion: Mapping[str, Any] | None = None) -> None:
+                 fusion: Any = None) -> None:
         super().__init__()
         if cfg is None or isinstance(cfg, Mapping):
             cfg = config_from_kwargs(PerceptionConfig, cfg or {}, "perception")

@@ -24,7 +24,7 @@ def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed
     Each world runs a fixed share of the episodes (:class:`EpisodeQuota`), so
     short episodes are not over-counted.
     """
-    env = make_vector_env(dict(env_cfg), min(num_envs, episodes))
+    env = make_vector_env(env_cfg, min(num_envs, episodes))
     try:
         obs, _ = env.reset(seed=seed)
         n = env.num_envs

@@ -17,7 +17,14 @@ from perception.fusion import (  # noqa: F401  (imported to register the methods
     lowrank,
     tensor,
 )
-from perception.fusion.base import FUSIONS, Fusion, MissingTokens, build_fusion, register_fusion
+from perception.fusion.base import (
+    FUSIONS,
+    Fusion,
+    MissingTokens,
+    build_fusion,
+    fusion_config,
+    register_fusion,
+)
 
 
 def fusion_configs() -> dict[str, Any]:
@@ -25,5 +32,5 @@ def fusion_configs() -> dict[str, Any]:
     return {name: cls.Config() for name, cls in sorted(FUSIONS.items())}
 
 
-__all__ = ["FUSIONS", "Fusion", "MissingTokens", "build_fusion", "fusion_configs",
+__all__ = ["FUSIONS", "Fusion", "MissingTokens", "build_fusion", "fusion_config", "fusion_configs",
            "register_fusion"]

@@ -16,7 +16,8 @@ known at construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -83,13 +84,21 @@ class MissingTokens(nn.Module):
                 for n, f in features.items()}
 
 
-def build_fusion(settings: Mapping[str, Any], dims: dict[str, int]) -> Fusion:
-    """The fusion method named by ``settings["method"]``, for modalities of sizes `dims`."""
+def fusion_config(settings: Any) -> Any:
+    """`settings` as the Config of the method ``settings["method"]`` names, typed and
+    checked once; a Config already is one."""
+    if dataclasses.is_dataclass(settings):
+        return settings
     method = settings.get("method")
     if method not in FUSIONS:
         raise ConfigError(
             f"unknown fusion method {method!r}; choose one of: {', '.join(sorted(FUSIONS))}"
         )
-    cls = FUSIONS[method]
-    cfg = config_from_kwargs(cls.Config, settings, f"fusion {method}")
-    return cls(dims, cfg)
+    return config_from_kwargs(FUSIONS[method].Config, settings, f"fusion {method}")
+
+
+def build_fusion(settings: Any, dims: dict[str, int]) -> Fusion:
+    """The fusion method `settings` names (its Config, or a mapping with ``method``), for
+    modalities of sizes `dims`."""
+    cfg = fusion_config(settings)
+    return FUSIONS[cfg.method](dims, cfg)

@@ -116,7 +116,7 @@ def test_bc_writes_the_run_folder_and_its_loss_decreases(bc_run) -> None:
 def test_bc_checkpoint_loads_with_load_trained_and_evaluates(bc_run) -> None:
     run_dir, runner = bc_run
     trained = load_trained(run_dir)
-    assert trained.step == 320 and trained.setup.agent["name"] == "bc"
+    assert trained.step == 320 and trained.setup.agent.name == "bc"
     state = runner.policy.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in trained.policy.state_dict().items())
     result = trained.evaluate(episodes=4, num_envs=4, seed=5)
@@ -244,7 +244,7 @@ def test_a_trained_run_teaches_a_student(bc_run, tmp_path: Path) -> None:
     assert rows[-1]["teacher_prob"] > rows[0]["teacher_prob"]
     summary = json.loads((tmp_path / "student/train_summary.json").read_text())
     assert summary["teacher"] == str(teacher_dir)
-    assert load_trained(tmp_path / "student").setup.agent["teacher"] == str(teacher_dir)
+    assert load_trained(tmp_path / "student").setup.agent.teacher == str(teacher_dir)
 
 
 def test_a_student_on_fewer_sensors_learns_from_a_teacher_on_all(bc_run, tmp_path: Path

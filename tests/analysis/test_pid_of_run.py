@@ -151,7 +151,7 @@ def test_discrete_targets_only() -> None:
 def test_a_run_s_features_pid_and_expert_actions(tiny_run: Path) -> None:
     trained = load_trained(tiny_run)
     policy, names = trained.deployable(), trained.obs_spec.names
-    args = (policy, trained.policy, trained.obs_spec, dict(trained.setup.env), 8, 16, 3,
+    args = (policy, trained.policy, trained.obs_spec, trained.setup.env, 8, 16, 3,
             trained.policy.hidden_size)
     rollout = record_rollout(*args, expert=True)
     plain = record_rollout(*args)
