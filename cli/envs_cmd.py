@@ -62,7 +62,8 @@ def bench(cfg: DictConfig) -> None:
     report = bench_env(env_dict(cfg), list(cfg.num_envs), cfg.steps, cfg.repeats, cfg.stop_prob,
                        cfg.seed, cfg.sync)
     for row in report["results"]:
-        line = f"N={row['num_envs']:>4}  native {row['native']['steps_per_s_median']:>10,.0f} /s"
+        mode = row["native"]["vector_mode"]
+        line = f"N={row['num_envs']:>4}  {mode} {row['native']['steps_per_s_median']:>10,.0f} /s"
         if "sync" in row:
             line += (f"   sync {row['sync']['steps_per_s_median']:>9,.0f} /s"
                      f"   ratio {row['native_over_sync']:.1f}x")

@@ -28,6 +28,10 @@ for _env_id, _target in _REGISTRY.items():
         )
 
 if "sensorium/Multimodal-v0" not in gymnasium.registry:
-    gymnasium.register(id="sensorium/Multimodal-v0", entry_point="envs.multimodal:make_multimodal")
+    gymnasium.register(
+        id="sensorium/Multimodal-v0",
+        entry_point="envs.multimodal:make_multimodal",
+        vector_entry_point="envs.multimodal_vector:make_multimodal_vector",
+    )
 
 __all__ = ["BatchedEnv", "ConfigError", "make_vector_env", "obs_spec_of"]

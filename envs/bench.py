@@ -1,4 +1,9 @@
-"""Env-steps per second of a batched world, and of SyncVectorEnv over its single env."""
+"""Env-steps per second of a batched world, and of SyncVectorEnv over its single env.
+
+The "native" measurement is ``make_vector_env(cfg, n)`` as training makes it; its
+row names the vector mode that gave it (``vector_mode``: the env's own choice, e.g.
+the multimodal wrapper's ``native``/``sync``/``async``).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,13 @@ def random_actions(n_steps: int, num_envs: int, n_actions: int, stop_prob: float
     return acts
 
 
-def steps_per_second(env: gym.vector.VectorEnv, actions: np.ndarray, repeats: int) -> list[float]:
+def sampled_actions(space: gym.Space, n_steps: int, seed: int) -> list[Any]:
+    """`n_steps` batched actions sampled from the vector env's `space` (continuous ones)."""
+    space.seed(seed)
+    return [space.sample() for _ in range(n_steps)]
+
+
+def steps_per_second(env: gym.vector.VectorEnv, actions: Any, repeats: int) -> list[float]:
     """Env-steps/s of `repeats` timed windows, each stepping through all of `actions`."""
     env.step(actions[0])  # warm-up: compiled kernels, caches
     rates = []
@@ -31,7 +42,7 @@ def steps_per_second(env: gym.vector.VectorEnv, actions: np.ndarray, repeats: in
         t0 = time.perf_counter()
         for a in actions:
             env.step(a)
-        rates.append(actions.size / (time.perf_counter() - t0))
+        rates.append(len(actions) * env.num_envs / (time.perf_counter() - t0))
     return rates
 
 
@@ -44,15 +55,18 @@ def bench_env(env_cfg: Mapping[str, Any], num_envs: list[int], steps: int, repea
         for mode in ("native", "sync") if sync else ("native",):
             env = make_vector_env(env_cfg, n, "auto" if mode == "native" else "sync")
             env.reset(seed=seed)
-            n_actions = int(env.single_action_space.n)
             # SyncVectorEnv is slow at large n: fewer steps keep each window ~ equal in time
             k = steps if mode == "native" else max(steps * min(16, n) // n, 5)
-            acts = random_actions(k, n, n_actions, stop_prob, seed)
+            if isinstance(env.single_action_space, gym.spaces.Discrete):
+                acts: Any = random_actions(k, n, int(env.single_action_space.n), stop_prob, seed)
+            else:
+                acts = sampled_actions(env.action_space, k, seed)
             rates = steps_per_second(env, acts, repeats)
             env.close()
             med = statistics.median(rates)
             row[mode] = {"steps_per_s_median": med, "steps_per_s_all": rates,
-                         "us_per_env_step": 1e6 / med, "batched_steps_per_window": k}
+                         "us_per_env_step": 1e6 / med, "batched_steps_per_window": k,
+                         "vector_mode": env.metadata.get("vector_mode", "native")}
         if sync:
             row["native_over_sync"] = row["native"]["steps_per_s_median"] / row["sync"][
                 "steps_per_s_median"]

@@ -25,8 +25,14 @@ from perception.spec import ModalityKind, ModalitySpec, ObsSpec
 # MuJoCo picks its GL backend when first imported (by gymnasium.make of a MuJoCo env, below):
 # render offscreen on the CPU unless the user chose otherwise.
 os.environ.setdefault("MUJOCO_GL", "egl")
+# pygame envs (CartPole) start SDL's video at their first rgb_array render: without a
+# display, SDL's dummy driver draws the same frames (and says nothing on stderr).
+if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 ENV_ID = "sensorium/Multimodal-v0"
+#: MultimodalConfig.vector_mode's choices ('auto' = 'native')
+VECTOR_MODES = ("auto", "native", "sync", "async")
 
 
 @dataclass
@@ -43,6 +49,14 @@ class MultimodalConfig:
     """Further keyword arguments for ``gymnasium.make(env_id, ...)``."""
     rate_hz: float | None = None
     """Observation and control rate; null takes the env's ``render_fps`` (else ``1 / dt``)."""
+    rgb_hz: float | None = None
+    """Camera rate (<= the control rate): the env renders only on camera ticks and the
+    ``rgb`` observation holds the last frame in between, as a real 10-15 Hz camera seen by
+    a faster control loop; null = a new frame every step."""
+    vector_mode: str = "auto"
+    """How vector envs step the worlds: 'native' (one loop over the wrapped envs, SAME_STEP
+    autoreset, no SyncVectorEnv copies), 'sync' (gymnasium's SyncVectorEnv), 'async'
+    (AsyncVectorEnv: one process per world); 'auto' = 'native'. Single envs ignore it."""
 
     def validate(self) -> None:
         where = f"env {self.id}"
@@ -53,6 +67,12 @@ class MultimodalConfig:
         require_int(where, "image_size", self.image_size, 1)
         if self.rate_hz is not None:
             require_float(where, "rate_hz", self.rate_hz, 0.0, lo_open=True)
+        if self.rgb_hz is not None:
+            require_float(where, "rgb_hz", self.rgb_hz, 0.0, lo_open=True)
+        require(
+            where, "vector_mode", self.vector_mode, self.vector_mode in VECTOR_MODES,
+            " or ".join(repr(m) for m in VECTOR_MODES),
+        )
         require(
             where, "env_kwargs", self.env_kwargs,
             isinstance(self.env_kwargs, Mapping)
@@ -68,11 +88,17 @@ class MultimodalWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
     (``cv2.INTER_AREA``, aspect not kept), uint8; ``proprio``, the env's own
     observation as float32. Both come at the env's render rate
     (``metadata["render_fps"]``, else ``1 / dt``) unless `rate_hz` is given.
-    Invalid actions raise a ValueError that says what actions the env takes.
+    A slower camera (`rgb_hz` < the control rate) renders at reset and then
+    on its ticks only (step k ticks when ``floor(k * rgb_hz / rate_hz)`` grows:
+    every 5th step for 10 Hz at 50 Hz); between ticks ``rgb`` is the last frame.
+    ``frames_rendered`` counts the renders. Invalid actions raise a ValueError
+    that says what actions the env takes.
     """
 
-    def __init__(self, env: gym.Env, image_size: int = 64, rate_hz: float | None = None) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, image_size=image_size, rate_hz=rate_hz)
+    def __init__(self, env: gym.Env, image_size: int = 64, rate_hz: float | None = None,
+                 rgb_hz: float | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, image_size=image_size, rate_hz=rate_hz,
+                                                 rgb_hz=rgb_hz)
         super().__init__(env)
         self.env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         where = f"MultimodalWrapper({self.env_id})"
@@ -92,11 +118,19 @@ class MultimodalWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         if rate_hz is None:
             rate_hz = _rate_of(env, where)
         require_float(where, "rate_hz", rate_hz, 0.0, lo_open=True)
+        if rgb_hz is None:
+            rgb_hz = rate_hz
+        require_float(where, "rgb_hz", rgb_hz, 0.0, rate_hz, lo_open=True)
         self.image_size = image_size
+        self.rgb_hz = float(rgb_hz)
+        self._ticks_per_step = float(rgb_hz) / float(rate_hz)  # camera ticks per control step
+        self._steps = 0  # control steps since reset
+        self._frame: np.ndarray | None = None  # the camera's last frame
+        self.frames_rendered = 0
         self.obs_spec = ObsSpec(
             (
                 ModalitySpec(
-                    "rgb", ModalityKind.IMAGE, (image_size, image_size, 3), "uint8", rate_hz,
+                    "rgb", ModalityKind.IMAGE, (image_size, image_size, 3), "uint8", rgb_hz,
                     low=0.0, high=255.0, description=f"{self.env_id} rgb_array render, resized",
                 ),
                 ModalitySpec(
@@ -109,12 +143,30 @@ class MultimodalWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         )
         self.observation_space = self.obs_spec.to_space()
 
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._steps = 0
+        self._frame = None  # a new episode starts with a fresh frame
+        return super().reset(seed=seed, options=options)
+
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], Any, bool, bool, dict[str, Any]]:
-        return super().step(self._checked(action))
+        checked = self._checked(action)
+        self._steps += 1
+        if self._camera_ticks():
+            self._frame = None
+        return super().step(checked)
+
+    def _camera_ticks(self) -> bool:
+        """Whether the camera takes a new frame at this control step (since reset)."""
+        k, r = self._steps, self._ticks_per_step
+        return int(k * r + 1e-9) > int((k - 1) * r + 1e-9)
 
     def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        if self._frame is None:
+            self._frame = self._rgb(self.env.render())
+            self.frames_rendered += 1
         return {
-            "rgb": self._rgb(self.env.render()),
+            "rgb": self._frame.copy(),
             "proprio": np.asarray(observation, dtype=np.float32),
         }
 
@@ -189,6 +241,8 @@ def make_multimodal(
     image_size: int = 64,
     env_kwargs: Mapping[str, Any] | None = None,
     rate_hz: float | None = None,
+    rgb_hz: float | None = None,
+    vector_mode: str = "auto",
     **kwargs: Any,
 ) -> MultimodalWrapper:
     """``gymnasium.make(env_id, render_mode="rgb_array", ...)`` wrapped by MultimodalWrapper.
@@ -201,10 +255,13 @@ def make_multimodal(
         image_size: side of the square ``rgb`` observation, in pixels.
         env_kwargs: keyword arguments for ``gymnasium.make`` (as a config carries them).
         rate_hz: observation rate; by default the env's render rate.
+        rgb_hz: camera rate (<= `rate_hz`); by default `rate_hz`.
+        vector_mode: how vector envs of it step (MultimodalConfig); a single env ignores it.
         **kwargs: more keyword arguments for ``gymnasium.make``.
     """
     merged = {**(env_kwargs or {}), **kwargs}
-    cfg = MultimodalConfig(env_id=env_id, image_size=image_size, env_kwargs=merged, rate_hz=rate_hz)
+    cfg = MultimodalConfig(env_id=env_id, image_size=image_size, env_kwargs=merged,
+                           rate_hz=rate_hz, rgb_hz=rgb_hz, vector_mode=vector_mode)
     cfg.validate()
     merged.pop("render_mode", None)
     try:
@@ -218,4 +275,4 @@ def make_multimodal(
         merged.setdefault("width", image_size)
         merged.setdefault("height", image_size)
     env = gym.make(env_id, render_mode="rgb_array", **merged)
-    return MultimodalWrapper(env, image_size=image_size, rate_hz=rate_hz)
+    return MultimodalWrapper(env, image_size=image_size, rate_hz=rate_hz, rgb_hz=rgb_hz)
