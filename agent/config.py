@@ -1,11 +1,12 @@
-"""Settings of a training run (everything but the algorithm, the model and the world)."""
+"""Settings of a training run and of its policy's heads (all but the algorithm, the
+perception model and the world); torch-free, as every config Hydra registers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perception.augment import RandomizerConfig
-from perception.settings import require, require_float, require_int
+from perception.configs.augment import RandomizerConfig
+from perception.settings import ConfigError, require, require_float, require_int
 
 #: The randomizers training uses by default: ranges that cover real devices (an audio gain
 #: of x0.5..x2, a microphone noise floor up to 0.015, camera noise up to 12 grey levels,
@@ -123,3 +124,31 @@ class RunSettings:
                 require_float(w, f"{key}.{name}", p, 0.0, 1.0)
         require(w, "device", self.device, self.device in ("auto", "cpu", "cuda"),
                 "'auto', 'cpu' or 'cuda'")
+
+
+@dataclass
+class PolicyConfig:
+    """Heads on the fused state."""
+
+    actor_hidden: list[int] = field(default_factory=lambda: [64])
+    """Hidden layers of the actor head (ignored for late fusion: its readout is linear)."""
+    critic_hidden: list[int] = field(default_factory=lambda: [64])
+    """Hidden layers of the critic head."""
+    separate_critic: bool = False
+    """Give the critic its own perception trunk instead of sharing the actor's."""
+    privileged_critic: bool = False
+    """Let the critic also read the simulator's privileged state (the env must provide it)."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of continuous actions."""
+    actor_when_absent: list[str] = field(default_factory=list)
+    """Modalities whose absence hands the action to an actor head of its own, chosen in
+    the graph by the ``<name>_present`` flag (e.g. ``[audio]``: without hearing the task
+    is another one, walk to what is seen, and a shared head learns it badly)."""
+
+    def validate(self) -> None:
+        for h in [*self.actor_hidden, *self.critic_hidden]:
+            require_int("policy", "hidden layer size", h, 1)
+        if len(set(self.actor_when_absent)) != len(self.actor_when_absent):
+            raise ConfigError(f"policy.actor_when_absent={self.actor_when_absent} names a "
+                              "modality twice; name each once")
+        require_float("policy", "init_log_std", self.init_log_std, -10.0, 5.0)

@@ -46,123 +46,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from agent.algorithms import ImitationSettings
 from agent.distributed import DistInfo, average_gradients
 from agent.policy import ActorCritic
-from perception.settings import require, require_float, require_int
-
-EXPERT = "expert"
-
-
-@dataclass
-class ImitationSettings:
-    """What BC and DAgger share: the teacher and the supervised fit."""
-
-    name: str = ""
-    """Algorithm; keep it."""
-    teacher: str = EXPERT
-    """'expert' (the env's privileged expert_actions()) or a trained run's folder."""
-    epochs: int = 10
-    """Passes over the dataset (DAgger: over the aggregate, after each round)."""
-    batch_size: int = 256
-    """Samples per minibatch (recurrent students: whole sequences adding up to about this)."""
-    lr: float = 3e-3
-    """AdamW learning rate (start value of the schedule)."""
-    lr_schedule: str = "cosine"
-    """'constant', or 'cosine' decay to 0 over the epochs (DAgger: over the rounds)."""
-    weight_decay: float = 0.0
-    """AdamW decoupled weight decay."""
-    entropy_coef: float = 0.0
-    """Weight of an entropy bonus (a soft-label regulariser; 0 = off)."""
-    value_coef: float = 0.01
-    """Weight of the critic's regression on Monte-Carlo returns (0 = critic left untrained)."""
-    gamma: float = 0.99
-    """Discount of those returns."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping (global norm); 0 = off."""
-    half_storage: bool = True
-    """Store floating-point observations as float16 (half the memory; log-mel and depth
-    lose nothing that matters)."""
-    bf16: bool = False
-    """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
-
-    def validate(self) -> None:
-        where = f"agent {self.name or 'imitation'}"
-        require(where, "teacher", self.teacher,
-                isinstance(self.teacher, str) and self.teacher != "",
-                "'expert' or the folder of a trained run (runs/<name>)")
-        for key in ("epochs", "batch_size"):
-            require_int(where, key, getattr(self, key), 1)
-        require_float(where, "lr", self.lr, 0.0, lo_open=True)
-        require(where, "lr_schedule", self.lr_schedule,
-                self.lr_schedule in ("constant", "cosine"), "'constant' or 'cosine'")
-        for key in ("weight_decay", "entropy_coef", "value_coef", "max_grad_norm"):
-            require_float(where, key, getattr(self, key), 0.0)
-        require_float(where, "gamma", self.gamma, 0.0, 1.0)
-
-
-@dataclass
-class BCConfig(ImitationSettings):
-    """Behaviour cloning settings (config group ``agent=bc``): collect, then fit."""
-
-    name: str = "bc"
-    """Algorithm; keep it."""
-    dataset_steps: int = 20_000
-    """Teacher env-steps to collect (all ranks together; capped by the run's total_steps)."""
-
-    def validate(self) -> None:
-        require("agent bc", "name", self.name, self.name == "bc", "'bc'")
-        super().validate()
-        require_int("agent bc", "dataset_steps", self.dataset_steps, 1)
-
-
-@dataclass
-class DAggerConfig(ImitationSettings):
-    """DAgger settings (config group ``agent=dagger``): rounds of act, label, aggregate, fit."""
-
-    name: str = "dagger"
-    """Algorithm; keep it."""
-    epochs: int = 4
-    """Passes over the aggregated dataset after each round."""
-    rounds: int = 5
-    """Rounds of collection and training (also capped by the run's total_steps)."""
-    steps_per_round: int = 8192
-    """Env-steps each round collects (all ranks together; rounded up to whole batches of
-    worlds). Recurrent students: the worlds restart every round, so keep it >= num_envs x
-    a typical episode length."""
-    beta_start: float = 1.0
-    """Probability that the teacher's action is executed in round 0 (1 = round 0 is BC)."""
-    beta_decay: float = 0.5
-    """beta of round i = beta_start x beta_decay^i (per step and world, the rest the student)."""
-    sample_student: bool = False
-    """Execute sampled student actions (else its greedy action; sampled ones wander off to
-    states the student never reaches when deployed greedily, and AudioVisualNav students
-    learnt worse from them)."""
-    max_dataset: int = 50_000
-    """Samples the aggregate keeps (per rank), oldest rounds overwritten first; must hold a
-    round."""
-
-    def validate(self) -> None:
-        w = "agent dagger"
-        require(w, "name", self.name, self.name == "dagger", "'dagger'")
-        super().validate()
-        require_int(w, "rounds", self.rounds, 1)
-        require_int(w, "steps_per_round", self.steps_per_round, 1)
-        require_float(w, "beta_start", self.beta_start, 0.0, 1.0)
-        require_float(w, "beta_decay", self.beta_decay, 0.0, 1.0)
-        require_int(w, "max_dataset", self.max_dataset, 1)
-        require(w, "max_dataset", self.max_dataset, self.max_dataset >= self.steps_per_round,
-                f">= steps_per_round ({self.steps_per_round}): the aggregate must hold a round")
-
-    def beta(self, round_index: int) -> float:
-        """Probability that the teacher acts in round `round_index` (0-based)."""
-        return self.beta_start * self.beta_decay ** round_index
-
 
 # --------------------------------------------------------------------------- dataset
 
@@ -382,5 +273,4 @@ class Imitation:
         return stats
 
 
-__all__ = ["BCConfig", "DAggerConfig", "Imitation", "ImitationDataset", "ImitationSettings",
-           "discounted_returns"]
+__all__ = ["Imitation", "ImitationDataset", "discounted_returns"]

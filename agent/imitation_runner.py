@@ -28,10 +28,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from agent.algorithms import BCConfig, DAggerConfig
 from agent.base_runner import Runner
 from agent.checkpoint import RNGState
 from agent.distributed import DistInfo, average_buffers, broadcast_module
-from agent.imitation import BCConfig, DAggerConfig, Imitation, ImitationDataset
+from agent.imitation import Imitation, ImitationDataset
 from agent.logger import METRICS_FILE, RunLogger, read_metrics
 from agent.observations import ObservationPipeline
 from agent.run_setup import TrainSetup

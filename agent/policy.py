@@ -8,44 +8,16 @@ simulator state that the actor never sees (it is not exported).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Normal
 
+from agent.config import PolicyConfig
 from perception.model import PerceptionModel
-from perception.settings import ConfigError, require_float, require_int
+from perception.settings import ConfigError
 from perception.spec import ActionSpec, ObsSpec, presence_key
-
-
-@dataclass
-class PolicyConfig:
-    """Heads on the fused state."""
-
-    actor_hidden: list[int] = field(default_factory=lambda: [64])
-    """Hidden layers of the actor head (ignored for late fusion: its readout is linear)."""
-    critic_hidden: list[int] = field(default_factory=lambda: [64])
-    """Hidden layers of the critic head."""
-    separate_critic: bool = False
-    """Give the critic its own perception trunk instead of sharing the actor's."""
-    privileged_critic: bool = False
-    """Let the critic also read the simulator's privileged state (the env must provide it)."""
-    init_log_std: float = -0.5
-    """Initial log standard deviation of continuous actions."""
-    actor_when_absent: list[str] = field(default_factory=list)
-    """Modalities whose absence hands the action to an actor head of its own, chosen in
-    the graph by the ``<name>_present`` flag (e.g. ``[audio]``: without hearing the task
-    is another one, walk to what is seen, and a shared head learns it badly)."""
-
-    def validate(self) -> None:
-        for h in [*self.actor_hidden, *self.critic_hidden]:
-            require_int("policy", "hidden layer size", h, 1)
-        if len(set(self.actor_when_absent)) != len(self.actor_when_absent):
-            raise ConfigError(f"policy.actor_when_absent={self.actor_when_absent} names a "
-                              "modality twice; name each once")
-        require_float("policy", "init_log_std", self.init_log_std, -10.0, 5.0)
 
 
 def mlp(sizes: list[int], out: int, gain_last: float = 1.0) -> nn.Sequential:

@@ -8,88 +8,15 @@ The runner owns the env loop, logging and checkpoints.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from agent.algorithms import PPOConfig
 from agent.distributed import DistInfo, all_mean, average_gradients
 from agent.policy import ActorCritic
 from agent.storage import RolloutStorage
-from perception.augment import CoordinationConfig, CoordinationLoss
-from perception.settings import require, require_float, require_int
-
-
-@dataclass
-class PPOConfig:
-    """PPO settings (config group ``agent=ppo``)."""
-
-    name: str = "ppo"
-    """Algorithm; keep it."""
-    num_steps: int = 32
-    """Rollout length per world between updates."""
-    epochs: int = 2
-    """Passes over each rollout."""
-    minibatches: int = 4
-    """Minibatches per pass."""
-    lr: float = 5e-4
-    """Adam learning rate (start value under a schedule)."""
-    lr_schedule: str = "linear"
-    """'constant', or 'linear' decay to 0 over the run."""
-    gamma: float = 0.99
-    """Discount."""
-    lam: float = 0.95
-    """GAE lambda."""
-    clip: float = 0.2
-    """Clip range of the policy ratio."""
-    value_clip: float = 0.2
-    """Clip range of the value update around the old value; 0 = unclipped."""
-    value_coef: float = 0.5
-    """Weight of the value loss."""
-    entropy_coef: float = 0.01
-    """Weight of the entropy bonus."""
-    max_grad_norm: float = 0.5
-    """Gradient clipping (global norm)."""
-    target_kl: float = 0.0
-    """Stop an update's epochs early once the approximate KL exceeds this; 0 = never."""
-    normalize_advantages: bool = True
-    """Normalise advantages per minibatch."""
-    seq_len: int = 16
-    """Recurrent policies: length of the backpropagation-through-time chunks."""
-    coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
-    """Cross-modal InfoNCE added to the loss with this weight (0 = off)."""
-    aux_privileged_coef: float = 1.0
-    """Weight of an auxiliary loss: predict the simulator's privileged state (e.g. where
-    the goal is) from the actor's fused state; used when the env has ``privileged_state()``
-    (0 = off). Training only: the actor never reads it, and it is not exported."""
-    teacher_coef: float = 0.0
-    """Weight of a cross-entropy loss toward the env's expert on the states PPO visits
-    (kickstarting, Schmitt et al. 2018; discrete actions, an env with ``expert_actions``;
-    0 = off). A world whose episode lacks a sense gets the expert for what is left
-    (``expert_actions_without``), so fine-tuning keeps what a student without it can do."""
-    teacher_on: str = "all"
-    """Where kickstarting applies: 'all' visited states, or 'absent': only in episodes
-    that lack a sense all episode (``run.episode_dropout``), where PPO alone unlearns
-    what a student without that sense can still do; the other episodes are plain PPO."""
-    bf16: bool = False
-    """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
-
-    def validate(self) -> None:
-        w = "agent ppo"
-        require(w, "name", self.name, self.name == "ppo", "'ppo'")
-        for key in ("num_steps", "epochs", "minibatches", "seq_len"):
-            require_int(w, key, getattr(self, key), 1)
-        require_float(w, "lr", self.lr, 0.0, lo_open=True)
-        require(w, "lr_schedule", self.lr_schedule, self.lr_schedule in ("constant", "linear"),
-                "'constant' or 'linear'")
-        for key in ("gamma", "lam"):
-            require_float(w, key, getattr(self, key), 0.0, 1.0)
-        for key in ("clip", "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
-                    "target_kl", "aux_privileged_coef", "teacher_coef"):
-            require_float(w, key, getattr(self, key), 0.0)
-        require(w, "teacher_on", self.teacher_on, self.teacher_on in ("all", "absent"),
-                "'all' or 'absent'")
-        self.coordination.validate()
+from perception.augment import CoordinationLoss
 
 
 class PPO:

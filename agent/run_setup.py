@@ -9,12 +9,12 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from agent.algorithms import algorithm_config
-from agent.config import ROBUST_RANDOMIZER, RunSettings
+from agent.config import ROBUST_RANDOMIZER, PolicyConfig, RunSettings
 from agent.observations import select_modalities
-from agent.policy import ActorCritic, PolicyConfig
+from agent.policy import ActorCritic
 from envs.factory import env_config, make_vector_env, obs_spec_of
 from perception.augment import RandomizerConfig
-from perception.config import PerceptionConfig
+from perception.configs.model import PerceptionConfig
 from perception.fusion import fusion_config
 from perception.settings import ConfigError, config_from_kwargs
 from perception.spec import ActionSpec, ObsSpec

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from agent.algorithms import PPOConfig
 from agent.base_runner import Runner
 from agent.checkpoint import RNGState, load_checkpoint
 from agent.distributed import DistInfo, average_buffers, broadcast_module
 from agent.logger import RunLogger
 from agent.observations import ObservationPipeline
-from agent.ppo import PPO, PPOConfig
+from agent.ppo import PPO
 from agent.run_setup import TrainSetup
 from perception.settings import ConfigError
 

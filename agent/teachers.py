@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from agent.imitation import EXPERT
+from agent.algorithms import EXPERT
 from agent.observations import to_torch
 from agent.policy import DeterministicPolicy
 from perception.settings import ConfigError

@@ -147,15 +147,15 @@ def _model_defaults() -> list[Any]:
 
 
 def _perception_config() -> Any:
-    from perception.config import PerceptionConfig
+    from perception.configs.model import PerceptionConfig
 
     return PerceptionConfig()
 
 
 def _all_fusions() -> list[str]:
-    from perception.fusion import FUSIONS
+    from perception.configs.fusion import FUSION_CONFIGS
 
-    return sorted(FUSIONS)
+    return sorted(FUSION_CONFIGS)
 
 
 @dataclass
@@ -222,7 +222,7 @@ def _train_defaults() -> list[Any]:
 
 
 def _policy_config() -> Any:
-    from agent.policy import PolicyConfig
+    from agent.config import PolicyConfig
 
     return PolicyConfig()
 
@@ -280,11 +280,11 @@ def train_config() -> type:
 
 
 def group_options(group: str) -> dict[str, Any]:
-    """Option name -> config node of a config group (imports torch only for model groups)."""
+    """Option name -> config node of a config group (torch-free, as every config)."""
     if group == "env":
         return env_group()
     if group == "fusion":
-        from perception.fusion import fusion_configs
+        from perception.configs.fusion import fusion_configs
 
         return fusion_configs()
     if group == "agent":

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from perception.config import PerceptionConfig
+from perception.configs.model import PerceptionConfig
 from perception.encoders import build_encoder
 from perception.fusion import build_fusion
 from perception.memory import Memory

@@ -1,19 +1,6 @@
-"""Export to ONNX (torch side): one graph from raw sensor arrays to outputs, with its spec."""
+"""Export to ONNX (torch side): one graph from raw sensor arrays to outputs, with its spec.
 
-from deploy.export.onnx import (
-    ObsInputs,
-    example_inputs,
-    export_onnx,
-    input_names,
-    onnx_session,
-    read_obs_spec,
-)
-
-__all__ = [
-    "ObsInputs",
-    "example_inputs",
-    "export_onnx",
-    "input_names",
-    "onnx_session",
-    "read_obs_spec",
-]
+The package imports nothing: :mod:`deploy.export.settings` is torch-free (the CLI
+registers it without torch); the torch parts are imported from their modules
+(:mod:`deploy.export.onnx`, ...).
+"""

@@ -14,40 +14,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.settings import ConfigError, require, require_float, require_int
+from perception.configs.augment import CoordinationConfig
+from perception.settings import ConfigError, require_float, require_int
 
 # Logit given to excluded pairs: far below any cosine / temperature, yet finite, so
 # masked rows never turn into NaN in the forward or the backward pass.
 _EXCLUDED = -1.0e4
 _MAX_SCALE = 100.0  # CLIP's cap on 1 / temperature when it is learned
-
-
-@dataclass
-class CoordinationConfig:
-    """Settings of the cross-modal coordination objective."""
-
-    weight: float = 0.0
-    """Weight of the loss in the trainer's total loss (0 = off)."""
-    embed_dim: int = 64
-    """Size of the shared embedding space."""
-    temperature: float = 0.1
-    """Softmax temperature of InfoNCE (initial value when learned)."""
-    learn_temperature: bool = False
-    """Learn the temperature (as CLIP's logit scale, capped at 1/100)."""
-
-    def validate(self) -> None:
-        where = "CoordinationConfig"
-        require_float(where, "weight", self.weight, 0.0)
-        require_int(where, "embed_dim", self.embed_dim, 1)
-        require_float(where, "temperature", self.temperature, 0.0, lo_open=True)
-        require(where, "learn_temperature", self.learn_temperature,
-                isinstance(self.learn_temperature, bool), "True or False")
 
 
 def _masked_infonce(za: Tensor, zb: Tensor, both: Tensor, scale: Tensor) -> Tensor:

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from torch import Tensor, nn
 
+from perception.configs.model import AudioEncoderConfig
 from perception.encoders.base import Encoder, register_encoder
 from perception.encoders.image import conv_out
-from perception.preprocess.audio import LogMel, LogMelConfig
+from perception.preprocess.audio import LogMel
 from perception.preprocess.normalize import RunningNorm
-from perception.settings import require_int
 from perception.spec import ModalityKind, ModalitySpec
-
-
-@dataclass
-class AudioEncoderConfig:
-    """Audio encoder settings."""
-
-    log_mel: LogMelConfig = field(default_factory=LogMelConfig)
-    """The spectral front-end (inside the exported graph)."""
-    gain_invariant: bool = True
-    """Subtract each window's mean log-mel (over ears, frames and bands): a microphone with
-    another gain shifts every log-mel bin by the same constant, which this removes (up to
-    the log offset's floor); level differences between ears and bands stay."""
-    channels: int = 32
-    """Output channels of the conv over time (its input: every channel's mel bands)."""
-    out_dim: int = 64
-    """Feature size."""
-
-    def validate(self) -> None:
-        self.log_mel.validate()
-        require_int("audio encoder", "channels", self.channels, 1)
-        require_int("audio encoder", "out_dim", self.out_dim, 1)
 
 
 @register_encoder(ModalityKind.AUDIO)

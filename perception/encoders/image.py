@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor, nn
 
+from perception.configs.model import ImageEncoderConfig
 from perception.encoders.base import Encoder, register_encoder
 from perception.preprocess.image import image_preprocess, input_scale
-from perception.settings import require, require_int
 from perception.spec import ModalityKind, ModalitySpec, SpecError
-
-
-@dataclass
-class ImageEncoderConfig:
-    """CNN settings: a 4x4 stride-4 patch layer, then 3x3 stride-2 layers, then a linear layer."""
-
-    channels: list[int] = field(default_factory=lambda: [16, 32, 32])
-    """Output channels of each conv layer; the first is the 4x4 stride-4 patch layer."""
-    out_dim: int = 64
-    """Feature size."""
-
-    def validate(self) -> None:
-        where = "image encoder"
-        require(where, "channels", self.channels, len(self.channels) >= 1, "a non-empty list")
-        for c in self.channels:
-            require_int(where, "channels[i]", c, 1)
-        require_int(where, "out_dim", self.out_dim, 1)
 
 
 def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:

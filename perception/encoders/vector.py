@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
+from perception.configs.model import VectorEncoderConfig
 from perception.encoders.base import Encoder, register_encoder
 from perception.preprocess.normalize import RunningNorm
-from perception.settings import require_int
 from perception.spec import ModalityKind, ModalitySpec
-
-
-@dataclass
-class VectorEncoderConfig:
-    """MLP settings for vector and touch modalities."""
-
-    hidden: int = 0
-    """Hidden layer size; 0 = a single linear layer."""
-    out_dim: int = 32
-    """Feature size."""
-
-    def validate(self) -> None:
-        require_int("vector encoder", "hidden", self.hidden, 0)
-        require_int("vector encoder", "out_dim", self.out_dim, 1)
 
 
 @register_encoder(ModalityKind.VECTOR, ModalityKind.TOUCH)

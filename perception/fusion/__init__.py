@@ -6,8 +6,7 @@ for the contract they meet.
 
 from __future__ import annotations
 
-from typing import Any
-
+from perception.configs.fusion import fusion_config, fusion_configs
 from perception.fusion import (  # noqa: F401  (imported to register the methods)
     attention,
     concat,
@@ -22,15 +21,8 @@ from perception.fusion.base import (
     Fusion,
     MissingTokens,
     build_fusion,
-    fusion_config,
     register_fusion,
 )
-
-
-def fusion_configs() -> dict[str, Any]:
-    """The ``fusion`` config group: method name -> its default Config instance."""
-    return {name: cls.Config() for name, cls in sorted(FUSIONS.items())}
-
 
 __all__ = ["FUSIONS", "Fusion", "MissingTokens", "build_fusion", "fusion_config", "fusion_configs",
            "register_fusion"]

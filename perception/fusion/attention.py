@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from perception.configs.fusion import AttentionConfig
 from perception.fusion.base import Fusion, register_fusion
-from perception.settings import require, require_int
 
 NEG = -1e9
 """Attention logit bias of an absent modality's key: its weight exp(NEG - max) is exactly 0."""
@@ -58,33 +57,9 @@ class AttentionFusion(Fusion):
     only the summary token, the one that is read.
     """
 
-    @dataclass
-    class Config:
-        method: str = "attention"
-        """Fusion method (config group option ``fusion=attention``)."""
-        out_dim: int = 128
-        """Size of the fused state."""
-        d_model: int = 32
-        """Token width."""
-        heads: int = 2
-        """Attention heads; must divide d_model."""
-        layers: int = 1
-        """Transformer layers."""
-        ffn_mult: int = 2
-        """Hidden size of each layer's feed-forward block, in multiples of d_model."""
+    Config = AttentionConfig
 
-        def validate(self) -> None:
-            where = "fusion attention"
-            require(where, "method", self.method, self.method == "attention", "'attention'")
-            require_int(where, "out_dim", self.out_dim, 1)
-            require_int(where, "d_model", self.d_model, 1)
-            require_int(where, "heads", self.heads, 1)
-            require(where, "heads", self.heads, self.d_model % self.heads == 0,
-                    f"a divisor of d_model={self.d_model}")
-            require_int(where, "layers", self.layers, 1)
-            require_int(where, "ffn_mult", self.ffn_mult, 1)
-
-    def __init__(self, dims: dict[str, int], cfg: AttentionFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: AttentionConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

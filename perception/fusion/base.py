@@ -16,14 +16,14 @@ known at construction.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from perception.settings import ConfigError, config_from_kwargs
+from perception.configs.fusion import FUSION_CONFIGS, fusion_config
+from perception.settings import ConfigError
 
 FUSIONS: dict[str, type[Fusion]] = {}
 
@@ -34,6 +34,8 @@ def register_fusion(name: str) -> Callable[[type[Fusion]], type[Fusion]]:
     def add(cls: type[Fusion]) -> type[Fusion]:
         if name in FUSIONS:
             raise ValueError(f"fusion {name!r} is registered twice")
+        if FUSION_CONFIGS.setdefault(name, cls.Config) is not cls.Config:
+            raise ValueError(f"fusion {name!r}: its Config is not FUSION_CONFIGS[{name!r}]")
         FUSIONS[name] = cls
         cls.name = name
         return cls
@@ -54,9 +56,8 @@ class Fusion(nn.Module):
 
     name: ClassVar[str] = ""
     linear_readout: ClassVar[bool] = False
-    #: The method's settings: a dataclass whose first field is ``method: str = <name>``,
-    #: one documented field per setting and a ``validate()``; it is the Hydra option
-    #: ``fusion=<name>``.
+    #: The method's settings (:mod:`perception.configs.fusion`, the Hydra option
+    #: ``fusion=<name>``)
     Config: ClassVar[type]
 
     def __init__(self, dims: dict[str, int]) -> None:
@@ -82,19 +83,6 @@ class MissingTokens(nn.Module):
         """Features with absent rows replaced by the modality's token (NaN-safe)."""
         return {n: torch.where(present[n][:, None], f, self.tokens[n])
                 for n, f in features.items()}
-
-
-def fusion_config(settings: Any) -> Any:
-    """`settings` as the Config of the method ``settings["method"]`` names, typed and
-    checked once; a Config already is one."""
-    if dataclasses.is_dataclass(settings):
-        return settings
-    method = settings.get("method")
-    if method not in FUSIONS:
-        raise ConfigError(
-            f"unknown fusion method {method!r}; choose one of: {', '.join(sorted(FUSIONS))}"
-        )
-    return config_from_kwargs(FUSIONS[method].Config, settings, f"fusion {method}")
 
 
 def build_fusion(settings: Any, dims: dict[str, int]) -> Fusion:

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from perception.configs.fusion import ConcatConfig
 from perception.fusion.base import Fusion, MissingTokens, register_fusion
-from perception.settings import require, require_int
 
 
 @register_fusion("concat")
 class ConcatFusion(Fusion):
     """``ReLU(Linear([f_1; ...; f_M; present_1..M]))``; an absent f_m is a learned token."""
 
-    @dataclass
-    class Config:
-        method: str = "concat"
-        """Fusion method (config group option ``fusion=concat``)."""
-        out_dim: int = 128
-        """Size of the fused state."""
+    Config = ConcatConfig
 
-        def validate(self) -> None:
-            where = "fusion concat"
-            require(where, "method", self.method, self.method == "concat", "'concat'")
-            require_int(where, "out_dim", self.out_dim, 1)
-
-    def __init__(self, dims: dict[str, int], cfg: ConcatFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: ConcatConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from perception.configs.fusion import FiLMConfig
 from perception.fusion.base import Fusion, MissingTokens, register_fusion
-from perception.settings import ConfigError, require, require_int
+from perception.settings import ConfigError, require
 
 
 @register_fusion("film")
@@ -21,23 +20,9 @@ class FiLMFusion(Fusion):
     gamma = 1, beta = 0 exactly.
     """
 
-    @dataclass
-    class Config:
-        method: str = "film"
-        """Fusion method (config group option ``fusion=film``)."""
-        out_dim: int = 128
-        """Size of the fused state."""
-        conditioner: str = ""
-        """Modality that modulates the others; "" = ``audio`` if present, else the last one."""
+    Config = FiLMConfig
 
-        def validate(self) -> None:
-            where = "fusion film"
-            require(where, "method", self.method, self.method == "film", "'film'")
-            require_int(where, "out_dim", self.out_dim, 1)
-            require(where, "conditioner", self.conditioner, isinstance(self.conditioner, str),
-                    "a modality name, or '' to pick one")
-
-    def __init__(self, dims: dict[str, int], cfg: FiLMFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: FiLMConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

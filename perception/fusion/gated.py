@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from perception.configs.fusion import GatedConfig
 from perception.fusion.base import Fusion, register_fusion
-from perception.settings import require, require_int
-
-GATES = ("scalar", "vector")
 
 
 @register_fusion("gated")
@@ -23,25 +19,9 @@ class GatedFusion(Fusion):
     much each modality counted for each sample).
     """
 
-    @dataclass
-    class Config:
-        method: str = "gated"
-        """Fusion method (config group option ``fusion=gated``)."""
-        out_dim: int = 128
-        """Size of the fused state."""
-        gate: str = "scalar"
-        """One gate per modality (scalar) or one per modality and hidden unit (vector)."""
-        hidden: int = 32
-        """Size each modality is projected to before gating and summing."""
+    Config = GatedConfig
 
-        def validate(self) -> None:
-            where = "fusion gated"
-            require(where, "method", self.method, self.method == "gated", "'gated'")
-            require_int(where, "out_dim", self.out_dim, 1)
-            require(where, "gate", self.gate, self.gate in GATES, "one of " + ", ".join(GATES))
-            require_int(where, "hidden", self.hidden, 1)
-
-    def __init__(self, dims: dict[str, int], cfg: GatedFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: GatedConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from perception.configs.fusion import LateConfig
 from perception.fusion.base import Fusion, register_fusion
-from perception.settings import require, require_float, require_int
-
-COMBINES = ("average", "poe")
 
 
 @register_fusion("late")
@@ -31,29 +27,9 @@ class LateFusion(Fusion):
 
     linear_readout = True
 
-    @dataclass
-    class Config:
-        method: str = "late"
-        """Fusion method (config group option ``fusion=late``)."""
-        out_dim: int = 128
-        """Size of the fused state (each head's output)."""
-        combine: str = "average"
-        """How the present heads combine: average, or poe (product of Gaussian experts)."""
-        head_hidden: int = 32
-        """Hidden size of each modality's two-layer MLP head."""
-        max_log_var: float = 6.0
-        """poe only: head log-variances are clipped to [-max_log_var, max_log_var]."""
+    Config = LateConfig
 
-        def validate(self) -> None:
-            where = "fusion late"
-            require(where, "method", self.method, self.method == "late", "'late'")
-            require_int(where, "out_dim", self.out_dim, 1)
-            require(where, "combine", self.combine, self.combine in COMBINES,
-                    "one of " + ", ".join(COMBINES))
-            require_int(where, "head_hidden", self.head_hidden, 1)
-            require_float(where, "max_log_var", self.max_log_var, 0.0, lo_open=True)
-
-    def __init__(self, dims: dict[str, int], cfg: LateFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: LateConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

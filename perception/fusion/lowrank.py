@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from perception.configs.fusion import LowRankConfig
 from perception.fusion.base import Fusion, register_fusion
-from perception.settings import require, require_int
 
 
 @register_fusion("lowrank")
@@ -23,25 +21,9 @@ class LowRankFusion(Fusion):
     that row. The output is linear, as in LMF.
     """
 
-    @dataclass
-    class Config:
-        method: str = "lowrank"
-        """Fusion method (config group option ``fusion=lowrank``)."""
-        out_dim: int = 128
-        """Size of the fused state."""
-        rank: int = 4
-        """Rank of the fusion weight tensor."""
-        proj_dim: int = 16
-        """Size each modality is projected to before its factor."""
+    Config = LowRankConfig
 
-        def validate(self) -> None:
-            where = "fusion lowrank"
-            require(where, "method", self.method, self.method == "lowrank", "'lowrank'")
-            require_int(where, "out_dim", self.out_dim, 1)
-            require_int(where, "rank", self.rank, 1)
-            require_int(where, "proj_dim", self.proj_dim, 1)
-
-    def __init__(self, dims: dict[str, int], cfg: LowRankFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: LowRankConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from perception.configs.fusion import TensorConfig
 from perception.fusion.base import Fusion, register_fusion
-from perception.settings import require, require_int
 
 
 def auto_proj_dim(num_modalities: int, max_product: int) -> int:
@@ -30,27 +28,9 @@ class TensorFusion(Fusion):
     modalities (the default picks it from ``max_product``).
     """
 
-    @dataclass
-    class Config:
-        method: str = "tensor"
-        """Fusion method (config group option ``fusion=tensor``)."""
-        out_dim: int = 128
-        """Size of the fused state."""
-        proj_dim: int = 0
-        """Size each modality is projected to; 0 = the largest with (proj_dim + 1) ** M
-        <= max_product for M modalities."""
-        max_product: int = 1024
-        """Bound on the product size when proj_dim = 0 (the output layer has
-        product * out_dim weights)."""
+    Config = TensorConfig
 
-        def validate(self) -> None:
-            where = "fusion tensor"
-            require(where, "method", self.method, self.method == "tensor", "'tensor'")
-            require_int(where, "out_dim", self.out_dim, 1)
-            require_int(where, "proj_dim", self.proj_dim, 0)
-            require_int(where, "max_product", self.max_product, 2)
-
-    def __init__(self, dims: dict[str, int], cfg: TensorFusion.Config | None = None) -> None:
+    def __init__(self, dims: dict[str, int], cfg: TensorConfig | None = None) -> None:
         super().__init__(dims)
         self.cfg = cfg or self.Config()
         self.out_dim = self.cfg.out_dim

@@ -30,49 +30,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from perception.settings import ConfigError, require, require_float, require_int
+from perception.configs.model import LogMelConfig
+from perception.settings import ConfigError, require_int
 
 WHERE = "LogMelConfig"
-
-
-@dataclass
-class LogMelConfig:
-    """Settings of the log-mel front-end (a Hydra structured config)."""
-
-    n_mels: int = 64
-    """Mel bands per frame (the feature size of one frame)."""
-    win_ms: float = 16.0
-    """Hann window length in milliseconds, rounded to whole samples (16 ms = 256 at 16 kHz)."""
-    hop_ms: float = 10.0
-    """Step between frames in milliseconds, rounded to whole samples."""
-    n_fft: int = 0
-    """DFT size in samples; 0 = the window length. Larger zero-pads: finer bins, more cost."""
-    fmin_hz: float = 0.0
-    """Lower edge of the lowest mel band, Hz."""
-    fmax_hz: float = 0.0
-    """Upper edge of the highest mel band, Hz; 0 = Nyquist (sample_rate / 2)."""
-    log_offset: float = 1e-3
-    """The eps in log(mel + eps), in units of |rfft|^2 of the Hann-windowed frame: the floor.
-
-    1e-3 sits at AudioVisualNav's microphone self-noise (std 0.003: 9e-6 x sum(w^2) = 8.6e-4
-    per bin at 16 ms), so what it hides is sensor noise anyway. It also bounds the float32
-    error of the graph against the float64 reference: a DFT error e moves log(mel + eps) by
-    at most e / sqrt(eps). Measured: ~1e-5 on AudioVisualNav audio, <= 1e-4 for pure
-    full-scale tones; with eps = 1e-6 near-silent frames would miss a 1e-4 tolerance."""
-    center: bool = False
-    """Zero-pad half a window on each side so that frame t is centred on sample t * hop."""
-
-    def validate(self) -> None:
-        require_int(WHERE, "n_mels", self.n_mels, 1, 512)
-        require_float(WHERE, "win_ms", self.win_ms, 0.0, 1000.0, lo_open=True)
-        require_float(WHERE, "hop_ms", self.hop_ms, 0.0, 1000.0, lo_open=True)
-        require_int(WHERE, "n_fft", self.n_fft, 0, 65536)
-        require_float(WHERE, "fmin_hz", self.fmin_hz, 0.0)
-        require_float(WHERE, "fmax_hz", self.fmax_hz, 0.0)
-        require(WHERE, "fmax_hz", self.fmax_hz, self.fmax_hz == 0 or self.fmax_hz > self.fmin_hz,
-                f"0 (Nyquist) or above fmin_hz={self.fmin_hz}")
-        require_float(WHERE, "log_offset", self.log_offset, 0.0, lo_open=True)
-        require(WHERE, "center", self.center, isinstance(self.center, bool), "True or False")
 
 
 @dataclass(frozen=True)

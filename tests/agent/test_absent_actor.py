@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agent.policy import ActorCritic, PolicyConfig
+from agent.config import PolicyConfig
+from agent.policy import ActorCritic
 from agent.run_setup import action_spec_of
 from envs.factory import make_vector_env, obs_spec_of
 from perception.settings import ConfigError

@@ -20,9 +20,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from agent.algorithms import BCConfig, DAggerConfig
 from agent.checkpoint import CheckpointError, list_checkpoints, read_checkpoint_meta
 from agent.config import RunSettings
-from agent.imitation import BCConfig, DAggerConfig, ImitationDataset, discounted_returns
+from agent.imitation import ImitationDataset, discounted_returns
 from agent.imitation_runner import ImitationRunner
 from agent.logger import read_metrics
 from agent.run_setup import TrainSetup

@@ -37,6 +37,22 @@ def test_command_help_lists_the_config_groups(tmp_path: Path) -> None:
     assert "map_size: 11" in out
 
 
+def test_every_command_registers_its_configs_without_torch() -> None:
+    """Every config dataclass (model, fusion, policy, algorithm, run) lives in a torch-free
+    module: registering all commands' configs with Hydra imports no torch."""
+    code = ("import sys\n"
+            "from cli.config_store import register_configs\n"
+            "from cli.main import COMMANDS, _load\n"
+            "for c in COMMANDS:\n"
+            "    register_configs(c.config, _load(c.node), c.groups)\n"
+            "    assert 'torch' not in sys.modules, c.config + ' imported torch'\n"
+            "print(len(COMMANDS))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 13
+
+
 def test_envs_list_shows_the_specs(tmp_path: Path) -> None:
     out = sensorium("envs", "list", cwd=tmp_path).stdout
     assert "env=audiovisual_nav  (sensorium/AudioVisualNav-v0)" in out

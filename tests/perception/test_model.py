@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.export import export_onnx, input_names, onnx_session, read_obs_spec
+from deploy.export.onnx import export_onnx, input_names, onnx_session, read_obs_spec
 from envs.audiovisual_nav import AudioVisualNavVectorEnv
 from perception.fusion import FUSIONS
 from perception.model import PerceptionModel
