@@ -14,66 +14,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from agent.checkpoint import RNGState, capture_rng, check_run_dir, load_checkpoint, save_checkpoint
+from agent.checkpoint import RNGState, check_run_dir, load_checkpoint, save_checkpoint
 from agent.distributed import DistInfo, all_mean
 from agent.evaluate import evaluate_on_new_worlds
 from agent.logger import RunLogger
 from agent.run_setup import RunParts, TrainSetup, build_run_parts
-from envs.metrics import EpisodeMetric, episode_metrics_of
+from envs.metrics import EpisodeTally, episode_metrics_of
 from perception.settings import ConfigError
-
-
-class EpisodeStats:
-    """Return, length and the world's declared metrics of the episodes that ended.
-
-    `window` keeps the last that many episodes of each (None: all since :meth:`clear`).
-    """
-
-    def __init__(self, num_envs: int, metrics: Sequence[EpisodeMetric],
-                 window: int | None = None) -> None:
-        self.metrics = tuple(metrics)
-        self.ret, self.length = np.zeros(num_envs), np.zeros(num_envs, np.int64)
-        self.ended: dict[str, deque] = {k: deque(maxlen=window) for k in
-                                        ("return", "length", *(m.name for m in metrics))}
-
-    def step(self, reward: np.ndarray, done: np.ndarray, info: Mapping[str, Any]) -> None:
-        """Count one batch step; record the worlds in `done` and start their next episode."""
-        self.ret += reward
-        self.length += 1
-        if not done.any():
-            return
-        self.ended["return"].extend(self.ret[done].tolist())
-        self.ended["length"].extend(self.length[done].tolist())
-        final = info.get("final_info", {})
-        for m in self.metrics:
-            if m.name in final:
-                self.ended[m.name].extend(np.asarray(final[m.name])[done].astype(float).tolist())
-        self.ret[done], self.length[done] = 0.0, 0
-
-    def restart(self) -> None:
-        """Every world starts a new episode (after a reset)."""
-        self.ret[:], self.length[:] = 0.0, 0
-
-    def clear(self) -> None:
-        for v in self.ended.values():
-            v.clear()
-
-    def means(self, dist: DistInfo) -> dict[str, float]:
-        """``episode_<name>`` means over every rank's episodes (reduced as sums and counts,
-        so every rank sends the same list also while some rank has not ended one yet)."""
-        names = sorted(self.ended)
-        totals = all_mean([x for k in names for x in (float(np.sum(self.ended[k])),
-                                                      float(len(self.ended[k])))], dist)
-        return {f"episode_{k}": totals[2 * i] / totals[2 * i + 1]
-                for i, k in enumerate(names) if totals[2 * i + 1] > 0}
 
 
 class Runner:
@@ -81,7 +35,7 @@ class Runner:
 
     config_type: ClassVar[type]  # the algorithm's settings (its `name` is agent=...)
     who: ClassVar[str] = "the runner"  # names the trainer in messages about the env
-    episode_window: ClassVar[int | None] = None  # EpisodeStats' window
+    episode_window: ClassVar[int | None] = None  # EpisodeTally's window
     logs_episodes: ClassVar[bool] = True  # each iteration's record has episode statistics
 
     def __init__(self, setup: TrainSetup, run_dir: Path, dist_info: DistInfo | None = None
@@ -103,7 +57,7 @@ class Runner:
         self.iteration = 0
         self.env_steps = 0
         self.metrics = episode_metrics_of(self.env)
-        self.episodes = EpisodeStats(self.env.num_envs, self.metrics, self.episode_window)
+        self.episodes = EpisodeTally(self.env.num_envs, self.metrics, self.episode_window)
         self.meta = {"config": setup.to_dict(), "obs_spec": self.obs_spec.to_json(),
                      "action_spec": self.action_spec.to_json(),
                      "privileged_dim": self.policy.privileged_dim}
@@ -211,7 +165,7 @@ class Runner:
         keys = sorted(metrics)
         out = dict(zip(keys, all_mean([metrics[k] for k in keys], self.dist)))
         if episodes:
-            out.update(self.episodes.means(self.dist))
+            out.update(self.episodes.means(lambda xs: all_mean(xs, self.dist)))
         logger.log(self.env_steps, out)
 
     def after_iteration(self, logger: RunLogger) -> None:
@@ -245,7 +199,7 @@ class Runner:
         meta = {**self.meta, "iteration": self.iteration, "env_steps": self.env_steps,
                 **self.checkpoint_meta()}
         return save_checkpoint(self.run_dir / "checkpoints", self.env_steps, self.modules(), meta,
-                               rng=capture_rng(self.generators()), keep=self.run.keep_checkpoints)
+                               RNGState.capture(self.generators()), self.run.keep_checkpoints)
 
     def resume(self) -> RNGState | None:
         """Load the run's last checkpoint: weights, optimizer and counters (RNG: returned)."""
@@ -264,4 +218,4 @@ class Runner:
         self.env.close()
 
 
-__all__ = ["EpisodeStats", "Runner"]
+__all__ = ["Runner"]

@@ -14,7 +14,7 @@ from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic
 from envs.episodes import EpisodeQuota
 from envs.factory import make_vector_env
-from envs.metrics import collect_ended, episode_metrics_of, reported
+from envs.metrics import EpisodeTally, episode_metrics_of
 from perception.spec import presence_key
 
 #: A change made to every step's raw observation before the policy reads it
@@ -59,11 +59,7 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
     obs, _ = env.reset(seed=seed)
     n = env.num_envs
     h = policy.initial_state(n)
-    returns, lengths = np.zeros(n), np.zeros(n, np.int64)
-    done_returns: list[float] = []
-    done_lengths: list[int] = []
-    metrics = episode_metrics_of(env)
-    found: dict[str, list[float]] = {}
+    tally = EpisodeTally(n, episode_metrics_of(env))
     quota = EpisodeQuota(n, episodes)
     while not quota.complete:
         x = pipeline(obs if perturb is None else perturb(obs), train=False)
@@ -74,28 +70,15 @@ def evaluate_policy(policy: ActorCritic, env: gym.vector.VectorEnv,
         out = policy.act(x, h, priv, deterministic=deterministic, frontend_done=True)
         actions = policy.clip_actions(out.actions).cpu().numpy()
         obs, reward, term, trunc, info = env.step(actions)
-        returns += reward
-        lengths += 1
         done = np.logical_or(term, trunc)
-        counts = quota.count(done)
-        for i in np.flatnonzero(counts):
-            done_returns.append(float(returns[i]))
-            done_lengths.append(int(lengths[i]))
-        if done.any():
-            collect_ended(found, info.get("final_info", {}), counts, metrics)
-            returns[done], lengths[done] = 0.0, 0
-            if out.h is not None:
-                out.h[torch.as_tensor(done, device=out.h.device)] = 0.0
+        tally.step(reward, done, info, counted=quota.count(done))
+        if done.any() and out.h is not None:
+            out.h[torch.as_tensor(done, device=out.h.device)] = 0.0
         h = out.h
-    result: dict[str, Any] = {
-        "episodes": episodes,
-        "mean_return": float(np.mean(done_returns)),
-        "mean_length": float(np.mean(done_lengths)),
-    }
-    result.update(reported(found, metrics))
+    result: dict[str, Any] = {"episodes": episodes, **tally.report()}
     if per_episode:
-        result["per_episode"] = {"return": done_returns, "length": done_lengths,
-                                 **{k: v for k, v in found.items() if v}}
+        result["per_episode"] = {k: list(v) for k, v in tally.ended.items()
+                                 if v or k in ("return", "length")}
     return result
 
 

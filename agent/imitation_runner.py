@@ -19,7 +19,6 @@ gigabytes): a resumed DAgger run continues its rounds with a fresh aggregate.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from agent.base_runner import Runner
 from agent.checkpoint import RNGState
 from agent.distributed import DistInfo, average_buffers, broadcast_module
 from agent.imitation import Imitation, ImitationDataset
-from agent.logger import METRICS_FILE, RunLogger, read_metrics
+from agent.logger import METRICS_FILE, RunLogger, truncate_after
 from agent.observations import ObservationPipeline
 from agent.run_setup import TrainSetup
 from agent.teachers import make_teacher
@@ -213,18 +212,9 @@ class BCRunner(ImitationRunner):
 
     def resume(self) -> RNGState | None:
         rng = super().resume()
-        self._drop_records_after(self.iteration)
+        if self.dist.is_main:  # its epochs share one step: drop the killed run's later ones
+            truncate_after(self.run_dir / METRICS_FILE, self.iteration, key="epoch")
         return rng
-
-    def _drop_records_after(self, epoch: int) -> None:
-        """Its epochs share one step, so drop the killed run's later epochs' records."""
-        path = self.run_dir / METRICS_FILE
-        if not self.dist.is_main or not path.exists():
-            return
-        kept = [r for r in read_metrics(path) if r.get("epoch", 0) <= epoch]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        tmp.replace(path)
 
     def start(self, logger: RunLogger, rng: RNGState | None) -> None:
         """Collect the dataset (a resumed run collects the same data again, silently)."""

@@ -35,8 +35,9 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def truncate_after(path: Path, step: int) -> int:
-    """Drop the records of `path` with ``step > step`` (and torn lines); return how many.
+def truncate_after(path: Path, step: float, key: str = "step") -> int:
+    """Drop the records of `path` whose `key` is above `step` (and torn lines); return how
+    many.
 
     The file is rewritten through a temp file and ``os.replace``, so a kill
     during the rewrite leaves either the old or the new file.
@@ -48,7 +49,7 @@ def truncate_after(path: Path, step: int) -> int:
     with open(path, encoding="utf-8") as f:
         for line in f:
             record = _parse(line)
-            if record is None or record.get("step", -math.inf) > step:
+            if record is None or record.get(key, -math.inf) > step:
                 dropped += line.strip() != ""
                 continue
             kept.append(line if line.endswith("\n") else line + "\n")

@@ -90,9 +90,8 @@ class OnPolicyRunner(Runner):
             raise ConfigError(f"init={run_dir}: no checkpoints there; name a finished run "
                               "(e.g. init=runs/<a dagger run>)")
         expect = {"obs_spec": self.obs_spec.to_json(), "action_spec": self.action_spec.to_json()}
-        loaded = load_checkpoint(run_dir / "checkpoints", {"policy": self.policy}, expect,
-                                 map_location=self.device, strict=False)
-        self.init_step = loaded.step
+        load_checkpoint(run_dir / "checkpoints", {"policy": self.policy}, expect,
+                        map_location=self.device, strict=False)
 
     def _check_batching(self) -> None:
         """Refuse minibatch settings that could only fail after the first rollout."""

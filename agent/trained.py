@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from agent.checkpoint import load_checkpoint, read_checkpoint_meta
@@ -14,7 +13,6 @@ from agent.evaluate import Perturbation, evaluate_on_new_worlds, record_policy_v
 from agent.observations import ObservationPipeline
 from agent.policy import ActorCritic, DeterministicPolicy
 from agent.run_setup import TrainSetup, pick_device
-from envs.factory import make_vector_env
 from perception.spec import ActionSpec, ObsSpec
 
 
@@ -71,15 +69,3 @@ def load_trained(run_dir: Path, device: str = "cpu", step: int | None = None) ->
                              strict=False)
     policy.eval()
     return Trained(Path(run_dir), setup, obs_spec, action_spec, policy, dev, loaded.step)
-
-
-def observation_batch(trained: Trained, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Real observations of the run's world (for export parity checks)."""
-    env = make_vector_env(trained.setup.env, batch)
-    try:
-        obs, _ = env.reset(seed=seed)
-        for _ in range(3):
-            obs, *_ = env.step(env.action_space.sample())
-        return obs
-    finally:
-        env.close()

@@ -54,11 +54,6 @@ def _ns(t: float) -> int:
     return max(0, int(round(t * NS)))
 
 
-def _stamp(t: float) -> dict[str, int]:
-    ns = _ns(t)
-    return {"seconds": ns // NS, "nanos": ns % NS}
-
-
 def _json_schema(name: str, props: dict[str, Any]) -> bytes:
     return json.dumps({"title": name, "type": "object", "properties": props}).encode()
 

@@ -23,21 +23,10 @@ A load compares the saved meta (obs/action spec, config) with this run's before 
 tensor is read, and refuses one that differs, naming the difference and the fix.
 """
 
-from agent.checkpoint.atomic import (
-    LATEST,
-    META,
-    RNG_JSON,
-    RNG_TENSORS,
-    STATE,
-    TENSORS,
-    checkpoint_name,
-    latest_checkpoint,
-    list_checkpoints,
-)
+from agent.checkpoint.atomic import LATEST, latest_checkpoint, list_checkpoints
 from agent.checkpoint.errors import CheckpointError
-from agent.checkpoint.rng import Generator, RNGState, capture_rng, restore_rng
+from agent.checkpoint.rng import RNGState, capture_rng, restore_rng
 from agent.checkpoint.store import (
-    FORMAT_VERSION,
     LoadedCheckpoint,
     check_run_dir,
     load_checkpoint,
@@ -46,8 +35,7 @@ from agent.checkpoint.store import (
 )
 
 __all__ = [
-    "FORMAT_VERSION", "LATEST", "META", "RNG_JSON", "RNG_TENSORS", "STATE", "TENSORS",
-    "CheckpointError", "Generator", "LoadedCheckpoint", "RNGState", "capture_rng",
-    "check_run_dir", "checkpoint_name", "latest_checkpoint", "list_checkpoints",
-    "load_checkpoint", "read_checkpoint_meta", "restore_rng", "save_checkpoint",
+    "LATEST", "CheckpointError", "LoadedCheckpoint", "RNGState", "capture_rng", "check_run_dir",
+    "latest_checkpoint", "list_checkpoints", "load_checkpoint", "read_checkpoint_meta",
+    "restore_rng", "save_checkpoint",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 from deploy.model import Model
 from envs.episodes import EpisodeQuota
 from envs.factory import make_vector_env
-from envs.metrics import collect_ended, episode_metrics_of, reported
+from envs.metrics import EpisodeTally, episode_metrics_of
 
 
 def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed: int,
@@ -30,30 +30,16 @@ def evaluate_model(model: Model, env_cfg: Mapping[str, Any], episodes: int, seed
         n = env.num_envs
         names = model.obs_spec.names
         h = model.initial_state(n)
-        returns, lengths = np.zeros(n), np.zeros(n, np.int64)
-        done_returns, done_lengths = [], []
-        metrics = episode_metrics_of(env)
-        found: dict[str, list[float]] = {}
+        tally = EpisodeTally(n, episode_metrics_of(env))
         quota = EpisodeQuota(n, episodes)
         while not quota.complete:
             out = model.run(model.make_feed({k: obs[k] for k in names}, h=h), validate=False)
             obs, reward, term, trunc, info = env.step(out["action"])
-            returns += reward
-            lengths += 1
             done = np.logical_or(term, trunc)
-            counts = quota.count(done)
-            done_returns += returns[counts].tolist()
-            done_lengths += lengths[counts].tolist()
-            if done.any():
-                collect_ended(found, info.get("final_info", {}), counts, metrics)
-                returns[done], lengths[done] = 0.0, 0
+            tally.step(reward, done, info, counted=quota.count(done))
             if h is not None:
                 h = out["h_out"].copy()
                 h[done] = 0.0
     finally:
         env.close()
-    result: dict[str, Any] = {"episodes": episodes, "seed": seed,
-                              "mean_return": float(np.mean(done_returns)),
-                              "mean_length": float(np.mean(done_lengths))}
-    result.update(reported(found, metrics))
-    return result
+    return {"episodes": episodes, "seed": seed, **tally.report()}

@@ -12,15 +12,13 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers the worlds)
-from agent.base_runner import EpisodeStats
 from agent.config import COMPILE_MINUTES, COMPILE_STEPS, RunSettings
-from agent.distributed import DistInfo
 from agent.imitation_runner import BCRunner, DAggerRunner
 from agent.runner import OnPolicyRunner
 from agent.training import RUNNERS
 from envs.audiovisual_nav.config import AudioVisualNavConfig
 from envs.factory import make_vector_env
-from envs.metrics import EpisodeMetric, episode_metrics_of
+from envs.metrics import EpisodeMetric, EpisodeTally, episode_metrics_of
 from envs.modality_probe.config import ModalityProbeConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +65,8 @@ def test_worlds_declare_their_metrics_through_every_layer() -> None:
     assert episode_metrics_of(gym.make("CartPole-v1")) == ()  # a plain env: return, length
 
 
-def test_episode_stats_record_return_length_and_the_declared_metrics() -> None:
-    stats = EpisodeStats(3, (EpisodeMetric("score", "a test metric", True),), window=4)
+def test_episode_tally_records_return_length_and_the_declared_metrics() -> None:
+    stats = EpisodeTally(3, (EpisodeMetric("score", "a test metric", True),), window=4)
     none = np.zeros(3, bool)
     stats.step(np.ones(3), none, {})
     done = np.array([True, False, True])
@@ -77,10 +75,10 @@ def test_episode_stats_record_return_length_and_the_declared_metrics() -> None:
     assert list(stats.ended["return"]) == [2.0, 4.0] and list(stats.ended["length"]) == [2, 2]
     assert list(stats.ended["score"]) == [0.5, 1.5] and "other" not in stats.ended
     assert stats.ret.tolist() == [0.0, 3.0, 0.0] and stats.length.tolist() == [0, 2, 0]
-    assert stats.means(DistInfo()) == {"episode_length": 2.0, "episode_return": 3.0,
+    assert stats.means() == {"episode_length": 2.0, "episode_return": 3.0,
                                        "episode_score": 1.0}
     stats.clear()
-    assert stats.means(DistInfo()) == {}
+    assert stats.means() == {}
 
 
 def test_agent_names_no_world_metric() -> None:
