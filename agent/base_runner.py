@@ -62,6 +62,7 @@ class Runner:
                      "action_spec": self.action_spec.to_json(),
                      "privileged_dim": self.policy.privileged_dim}
         self._t_start = time.perf_counter()
+        self._seconds_before = 0.0  # a resumed run's training seconds before the kill
 
     # -- what a trainer supplies ---------------------------------------------------------------
 
@@ -197,9 +198,11 @@ class Runner:
         if not self.dist.is_main:
             return None
         meta = {**self.meta, "iteration": self.iteration, "env_steps": self.env_steps,
+                "train_seconds": self._seconds_before + time.perf_counter() - self._t_start,
                 **self.checkpoint_meta()}
         return save_checkpoint(self.run_dir / "checkpoints", self.env_steps, self.modules(), meta,
-                               RNGState.capture(self.generators()), self.run.keep_checkpoints)
+                               RNGState.capture(self.generators()),
+                               self.run.keep_checkpoints or None)
 
     def resume(self) -> RNGState | None:
         """Load the run's last checkpoint: weights, optimizer and counters (RNG: returned)."""
@@ -211,6 +214,7 @@ class Runner:
             raise ConfigError(f"run {self.run_dir} was trained with agent={agent}; resume it "
                               f"with agent={agent} or start a new run (name=...)")
         self.iteration = int(loaded.meta["iteration"])
+        self._seconds_before = float(loaded.meta.get("train_seconds", 0.0))
         self.env_steps = int(loaded.meta["env_steps"])
         return loaded.rng
 

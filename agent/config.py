@@ -45,7 +45,7 @@ class RunSettings:
     checkpoint_every: int = 10
     """Save every this many updates (a killed run loses at most this much)."""
     keep_checkpoints: int = 2
-    """Checkpoints kept on disk."""
+    """Checkpoints kept on disk; 0 = all (a learning curve evaluates each, agent.curves)."""
     eval_every: int = 0
     """Evaluate every this many updates (0 = only at the end)."""
     eval_episodes: int = 100
@@ -111,9 +111,9 @@ class RunSettings:
 
     def validate(self) -> None:
         w = "train"
-        for key in ("num_envs", "total_steps", "checkpoint_every", "keep_checkpoints",
-                    "eval_episodes"):
+        for key in ("num_envs", "total_steps", "checkpoint_every", "eval_episodes"):
             require_int(w, key, getattr(self, key), 1)
+        require_int(w, "keep_checkpoints", self.keep_checkpoints, 0)
         require_int(w, "eval_every", self.eval_every, 0)
         require_int(w, "threads", self.threads, 0)
         require_float(w, "max_minutes", self.max_minutes, 0.0)
