@@ -138,6 +138,12 @@ class DemoConfig:
     """Rate of the runtime's loop on the sim source."""
     runtime_seconds: float = 5.0
     """How long the runtime drives the exported file on the sim source."""
+    curve_every: int = 15
+    """Learning curve: the PPO phase keeps a checkpoint every this many updates (DAgger:
+    every round), each evaluated after training on `curve_episodes` unseen episodes
+    (curve.json, curve_minutes.png, curve_steps.png); 0 = no curve."""
+    curve_episodes: int = 50
+    """Evaluation episodes of each point of the learning curve."""
     out_dir: str = "reports/demo"
     """Where the run, the videos and the JSON report go."""
 

@@ -23,6 +23,8 @@ from omegaconf import DictConfig
 from cli.envs_cmd import env_dict
 from cli.report import write_report
 
+EVAL_SEED = 12345  # the evaluation worlds (training's are seeded from `seed`: unseen here)
+
 
 def reference_policies(env_cfg: dict[str, Any], cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Success, SPL and collisions of the expert and the scripted single-sense probes."""
@@ -80,6 +82,8 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
     common = dict(root=str(run_dir.parent), num_envs=cfg.train_envs, seed=cfg.seed,
                   progress=cfg.progress, episode_dropout_of=dict(cfg.episode_dropout_of),
                   modality_dropout_of=dict(cfg.modality_dropout_of))
+    if cfg.curve_every:  # every checkpoint kept, for the learning curve
+        common["keep_checkpoints"] = 0
     policy = {"actor_when_absent": list(cfg.actor_when_absent)}
     t0 = time.perf_counter()
     phases: dict[str, Any] = {}
@@ -87,26 +91,52 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
     init = ""
     if cfg.route == "distill":
         steps = cfg.dagger_rounds * cfg.dagger_steps
-        run = RunSettings(name=student.name, total_steps=steps, compile=False, **common)
+        run = RunSettings(name=student.name, total_steps=steps, compile=False,
+                          checkpoint_every=1, **common)
         dagger = {"name": "dagger", "rounds": cfg.dagger_rounds,
                   "steps_per_round": cfg.dagger_steps}
         phases["dagger"] = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion},
                                                    agent=dagger, model={}, policy=policy, run=run),
                                         student)
-        phases["dagger"]["minutes"] = (time.perf_counter() - t0) / 60
+        phases["dagger"].update(minutes=(time.perf_counter() - t0) / 60, run=str(student))
         agent.update(lr=cfg.finetune_lr, entropy_coef=cfg.finetune_entropy,
                      teacher_coef=cfg.finetune_teacher, teacher_on=cfg.finetune_teacher_on)
         init = str(student)
     left = max(cfg.minutes - (time.perf_counter() - t0) / 60, 0.05)
     run = RunSettings(name=run_dir.name, total_steps=cfg.max_steps, max_minutes=left,
-                      compile=cfg.compile, init=init, **common)
+                      compile=cfg.compile, init=init,
+                      checkpoint_every=cfg.curve_every or RunSettings.checkpoint_every, **common)
     t1 = time.perf_counter()
     summary = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion}, agent=agent,
                                       model={}, policy=policy, run=run), run_dir)
-    phases["ppo"] = {**summary, "minutes": (time.perf_counter() - t1) / 60}
+    phases["ppo"] = {**summary, "minutes": (time.perf_counter() - t1) / 60, "run": str(run_dir)}
     summary["route"] = {"name": cfg.route, "phases": phases,
                         "minutes": (time.perf_counter() - t0) / 60}
     return summary
+
+
+def learning_curve(route: dict[str, Any], cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Every kept checkpoint of the route's phases, evaluated on unseen worlds, on one clock:
+    a phase's training seconds counted from where it ends on the route's wall-clock minus
+    its own training time (so its set-up counts before its first point)."""
+    from agent.curves import checkpoint_curve, curve_plots
+
+    points: list[dict[str, Any]] = []
+    end, steps = 0.0, 0
+    for name, phase in route["phases"].items():
+        end += phase["minutes"] * 60
+        for p in checkpoint_curve(Path(phase["run"]), cfg.curve_episodes, seed=EVAL_SEED,
+                                  offset_seconds=end - phase["train_seconds"],
+                                  offset_steps=steps):
+            points.append({"phase": name, **p})
+        steps += phase["env_steps"]
+    curve = {"route": route["name"], "seed": cfg.seed, "episodes": cfg.curve_episodes,
+             "eval_seed": EVAL_SEED, "points": points}
+    write_report(curve, str(out_dir / "curve.json"))
+    curve["plots"] = [str(p) for p in curve_plots(
+        {route["name"]: points}, ("success_rate", "spl"), out_dir / "curve",
+        f"AudioVisualNav, route={route['name']}, seed {cfg.seed}", rates=("success_rate",))]
+    return curve
 
 
 def run_on_sim(model: str, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -135,8 +165,9 @@ def run(cfg: DictConfig) -> None:
     print(f"training ({what}; {cfg.fusion} fusion of every sense) for {cfg.minutes:g} "
           "minutes ...")
     summary = train_policy(env_cfg, cfg, out_dir / "run")
+    curve = learning_curve(summary["route"], cfg, out_dir) if cfg.curve_every else None
     trained = load_trained(out_dir / "run")
-    result = trained.evaluate(cfg.episodes, num_envs=32)  # unseen worlds (another seed)
+    result = trained.evaluate(cfg.episodes, num_envs=32, seed=EVAL_SEED)  # unseen worlds
     route = summary["route"]
     dagger = route["phases"].get("dagger")
     name = (f"PPO, {cfg.fusion} fusion ({summary['env_steps'] / 1e6:.2f}M steps, "
@@ -158,6 +189,9 @@ def run(cfg: DictConfig) -> None:
     print(f"training: {summary['median_env_steps_per_s']:,.0f} env-steps/s (PPO phase, median, "
           "updates included); phases: " + ", ".join(
               f"{k} {v['minutes']:.1f} min" for k, v in route["phases"].items()))
+    if curve is not None:
+        print(f"learning curve ({len(curve['points'])} checkpoints x {cfg.curve_episodes} "
+              f"unseen episodes): {out_dir / 'curve.json'}, " + ", ".join(curve["plots"]))
     print(export_summary(exported))
     print(f"\nlatency of {exported['model']} on this machine (sensorium bench, us):")
     print(table(latency))
@@ -169,7 +203,7 @@ def run(cfg: DictConfig) -> None:
           f"misses, tick p50 {lat['p50']:.0f} / p99 {lat['p99']:.0f} / max {lat['max']:.0f} us, "
           f"safe actions {tel['safe_actions']['total']}, episodes {runtime['episodes']}")
     report = {"env": env_cfg, "episodes": cfg.episodes, "seed": cfg.seed, "policies": rows,
-              "training": summary, "onnx": {k: v for k, v in exported.items()
+              "training": summary, "curve": curve, "onnx": {k: v for k, v in exported.items()
                                             if k != "per_pattern"},
               "latency": {k: latency[k] for k in ("onnxruntime", "floor_us", "floors")},
               "runtime": {k: runtime[k] for k in ("telemetry", "episodes", "report")},

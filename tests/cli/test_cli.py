@@ -134,7 +134,7 @@ def test_demo_trains_evaluates_exports_and_keeps_the_videos(tmp_path: Path) -> N
     out = sensorium("demo", "minutes=1", "max_steps=256", "train_envs=4", "num_envs=4",
                     "episodes=4", "compile=false", "progress=false", "env.map_size=7",
                     "env.image_size=16", "env.max_steps=30", "out_dir=d", "bench_runs=50",
-                    "runtime_seconds=1", "dagger_rounds=1", "dagger_steps=64",
+                    "runtime_seconds=1", "dagger_rounds=1", "dagger_steps=64", "curve_episodes=4",
                     # the deaf-head variant's settings reach both phases
                     "actor_when_absent=[audio]", "+episode_dropout_of.audio=0.35",
                     "+modality_dropout_of.audio=0.0", "env.deaf_expert=in_view",
@@ -156,3 +156,12 @@ def test_demo_trains_evaluates_exports_and_keeps_the_videos(tmp_path: Path) -> N
     for video in report["videos"].values():
         assert _frames(tmp_path / video if not Path(video).is_absolute() else Path(video)) > 0
     assert (tmp_path / "d" / "run" / "model.onnx").exists()
+    curve = json.loads((tmp_path / "d" / "curve.json").read_text())  # the learning curve
+    assert [p["phase"] for p in curve["points"]] == ["dagger", "ppo"]
+    assert curve["points"][0]["env_steps"] < curve["points"][1]["env_steps"]
+    assert curve["points"][0]["minutes"] < curve["points"][1]["minutes"]
+    assert all(p["episodes"] == 4 and 0 <= p["spl"] <= p["success_rate"] <= 1
+               for p in curve["points"])
+    for png in ("curve_minutes.png", "curve_steps.png"):
+        assert cv2.imread(str(tmp_path / "d" / png)) is not None
+    assert "learning curve (2 checkpoints" in out
