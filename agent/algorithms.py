@@ -71,12 +71,17 @@ class PPOConfig:
     what a student without that sense can still do; the other episodes are plain PPO."""
     bf16: bool = False
     """Autocast the update's forward to bfloat16 (AMX/AVX-512 CPUs, recent GPUs)."""
+    critic_warmup: int = 0
+    """The first this many updates train the critic's head only (actor, trunk and the other
+    heads untouched): fine-tuning a student from imitation, whose critic has not learnt its
+    values yet, starts from advantages that mean something (0 = off)."""
 
     def validate(self) -> None:
         w = "agent ppo"
         require(w, "name", self.name, self.name == "ppo", "'ppo'")
         for key in ("num_steps", "epochs", "minibatches", "seq_len"):
             require_int(w, key, getattr(self, key), 1)
+        require_int(w, "critic_warmup", self.critic_warmup, 0)
         require_float(w, "lr", self.lr, 0.0, lo_open=True)
         require(w, "lr_schedule", self.lr_schedule, self.lr_schedule in ("constant", "linear"),
                 "'constant' or 'linear'")

@@ -100,8 +100,9 @@ class PPO:
             group["lr"] = lr
         return lr
 
-    def update(self) -> dict[str, float]:
-        """Epochs of minibatch updates on the stored rollout; returns mean losses and stats."""
+    def update(self, critic_only: bool = False) -> dict[str, float]:
+        """Epochs of minibatch updates on the stored rollout; returns mean losses and stats.
+        `critic_only`: only the critic's head learns (``critic_warmup``)."""
         cfg, policy, storage = self.cfg, self.policy, self.storage
         sums: dict[str, float] = {}
         count = 0
@@ -111,7 +112,7 @@ class PPO:
                        if policy.recurrent else storage.minibatches(cfg.minibatches,
                                                                     self.generator))
             for mb in batches:
-                stats = self._step(mb)
+                stats = self._step(mb, critic_only)
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
@@ -126,7 +127,7 @@ class PPO:
         out["minibatch_updates"] = float(count)
         return out
 
-    def _step(self, mb) -> dict[str, float]:
+    def _step(self, mb, critic_only: bool = False) -> dict[str, float]:
         cfg, policy = self.cfg, self.policy
         want_features = self.coordination is not None and not policy.recurrent
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -165,6 +166,11 @@ class PPO:
             stats["coordination_loss"] = float(coord.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if critic_only:  # no gradient: Adam leaves the parameter (and its moments) alone
+            head = {id(p) for p in policy.critic.parameters()}
+            for p in self.params:
+                if id(p) not in head:
+                    p.grad = None
         average_gradients(self.params, self.dist)
         grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
         self.optimizer.step()

@@ -154,7 +154,7 @@ class OnPolicyRunner(Runner):
         average_buffers(self.policy, self.dist)
         self.policy.train()
         lr = self.alg.set_progress(max(self.env_steps / self.run.total_steps, time_used))
-        stats = self.alg.update()
+        stats = self.alg.update(critic_only=self.iteration < self.cfg.critic_warmup)
         return ({**stats, "lr": lr, "collect_seconds": t_collect,
                  "update_seconds": time.perf_counter() - t0 - t_collect},
                 self.cfg.num_steps * self.env.num_envs * self.dist.world_size)

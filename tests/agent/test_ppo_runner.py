@@ -419,3 +419,27 @@ def test_resume_with_another_model_names_the_mismatch(avn_run, tmp_path: Path) -
     runner = OnPolicyRunner(make_setup(fusion="attention", resume=True), tmp_path / "run")
     with pytest.raises(CheckpointError, match="does not match this run's model"):
         runner.learn()
+
+
+def test_critic_warmup_trains_only_the_critic_head(tmp_path: Path) -> None:
+    """agent.critic_warmup=N: the first N updates leave the actor and the trunk as they were."""
+    runner = OnPolicyRunner(make_setup(agent={"critic_warmup": 1}, total_steps=2 * STEPS_PER_ITER,
+                                       export=False, tensorboard=False), tmp_path / "run")
+    before = copy.deepcopy(runner.policy.state_dict())
+    keep_acting_policy(runner)
+    real = runner.alg.update
+    after_warmup: list[dict[str, torch.Tensor]] = []
+
+    def spy(critic_only: bool = False) -> dict[str, float]:
+        out = real(critic_only)
+        after_warmup.append(copy.deepcopy(runner.policy.state_dict()))
+        return out
+
+    runner.alg.update = spy
+    runner.learn()
+    first, second = after_warmup
+    learnable = dict(runner.policy.named_parameters())
+    for name in learnable:
+        moved = not torch.equal(first[name], before[name])
+        assert moved == name.startswith("critic."), name  # warm-up: the critic head only
+    assert any(not torch.equal(second[n], first[n]) for n in learnable if n.startswith("actor."))
