@@ -94,12 +94,13 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
         run = RunSettings(name=student.name, total_steps=steps, compile=False,
                           checkpoint_every=1, **common)
         dagger = {"name": "dagger", "rounds": cfg.dagger_rounds,
-                  "steps_per_round": cfg.dagger_steps}
+                  "steps_per_round": cfg.dagger_steps, "epochs": cfg.dagger_epochs}
         phases["dagger"] = run_training(TrainSetup(env=env_cfg, fusion={"method": cfg.fusion},
                                                    agent=dagger, model={}, policy=policy, run=run),
                                         student)
         phases["dagger"].update(minutes=(time.perf_counter() - t0) / 60, run=str(student))
         agent.update(lr=cfg.finetune_lr, entropy_coef=cfg.finetune_entropy,
+                     epochs=cfg.finetune_epochs,
                      teacher_coef=cfg.finetune_teacher, teacher_on=cfg.finetune_teacher_on)
         init = str(student)
     left = max(cfg.minutes - (time.perf_counter() - t0) / 60, 0.05)
