@@ -27,6 +27,7 @@ import agent  # noqa: F401  (the process set-up, before torch starts its threads
 from agent.logger import RunLogger
 from agent.run_setup import TrainSetup
 from agent.runner import OnPolicyRunner
+from cli.report import write_report
 from envs.factory import env_options
 
 
@@ -121,10 +122,7 @@ def main() -> None:
           f"({report['ms_per_iteration_wall']:.0f} ms per iteration of 4,096 steps)")
     for key, ms in report["ms_per_iteration"].items():
         print(f"  {key:<12} {ms:8.1f} ms")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"report: {out}")
+    print(f"report: {write_report(report, args.out)}")
 
 
 if __name__ == "__main__":
