@@ -36,8 +36,6 @@ def checkpoint_curve(run_dir: Path, episodes: int, seed: int, offset_seconds: fl
     return points
 
 
-
-
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of a rate `p` seen over `n` trials."""
     if n <= 0:

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from analysis.robustness_curves import LEVELS, RobustnessCurve
+from envs.episodes import EVAL_SEED
 from perception.settings import ConfigError
 from perception.spec import ActionSpec, presence_key
 
@@ -56,7 +57,6 @@ KINDS = ("noise", "dropout")
 #: The target that perturbs every modality at once
 ALL = "all"
 #: Seed of the evaluation worlds of the online curves (as analysis.closed_loop's)
-EVAL_SEED = 12345
 INTERVAL = 0.95
 ONLINE_SCORES = ("success", "return")
 SCORE_UNITS = {"agreement": "share of states with the unperturbed policy's greedy action",

@@ -22,8 +22,7 @@ from omegaconf import DictConfig
 
 from cli.envs_cmd import env_dict
 from cli.report import write_report
-
-EVAL_SEED = 12345  # the evaluation worlds (training's are seeded from `seed`: unseen here)
+from envs.episodes import EVAL_SEED
 
 
 def reference_policies(env_cfg: dict[str, Any], cfg: DictConfig) -> dict[str, dict[str, float]]:

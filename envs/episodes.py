@@ -13,6 +13,9 @@ from envs.metrics import episode_metrics_of
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
+#: The seed of the evaluation worlds (`sensorium eval`'s default; training seeds its own)
+EVAL_SEED = 12345
+
 
 class EpisodeQuota:
     """Which ended episodes count, so that an evaluation is not biased to short ones.

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-EVAL_SEED = 12345
+from envs.episodes import EVAL_SEED
 
 
 def make_env(rank: int, seed: int) -> Any:

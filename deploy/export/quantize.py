@@ -36,13 +36,13 @@ from deploy.export.rollouts import Rollout
 from deploy.export.settings import ExportSettings
 from deploy.model import PREFIX, Model
 from deploy.timing import latency_stats, time_alternating
+from envs.episodes import EVAL_SEED
 from perception.spec import presence_key
 
 #: node-name fragments of what stays in float: the in-graph preprocessing, and the small
 #: actor and critic heads (a few thousand MACs; int8 there moved greedy actions most)
 FLOAT_PARTS = ("/log_mel/", "/frontend/", "/norm/", "/scale/", "/preprocess/", "/actor/",
                "/critic/")
-EVAL_SEED = 12345  # the evaluation worlds' seed (unseen in training), as `sensorium eval`
 
 
 def int8_path(model_path: Path) -> Path:
