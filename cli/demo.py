@@ -90,7 +90,8 @@ def train_policy(env_cfg: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dic
     init = ""
     if cfg.route == "distill":
         steps = cfg.dagger_rounds * cfg.dagger_steps
-        run = RunSettings(name=student.name, total_steps=steps, compile=False,
+        # the student is not the deployed policy: no export of its own inside the budget
+        run = RunSettings(name=student.name, total_steps=steps, compile=False, export=False,
                           checkpoint_every=1, **common)
         dagger = {"name": "dagger", "rounds": cfg.dagger_rounds,
                   "steps_per_round": cfg.dagger_steps, "epochs": cfg.dagger_epochs}
