@@ -34,11 +34,10 @@ def main() -> None:
             raise SystemExit(f"plot_curves: {item!r} is not NAME=PATH of a curve's JSON file")
         curves[name] = json.loads(Path(path).read_text())
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_report(curves, str(out.with_suffix(".json")))
+    data = write_report(curves, out.with_suffix(".json"))  # makes the folder
     plots = curve_plots({n: c["points"] for n, c in curves.items()}, args.keys.split(","),
                         out, args.title, rates=("success_rate",))
-    print("\n".join(str(p) for p in [out.with_suffix(".json"), *plots]))
+    print("\n".join(str(p) for p in [data, *plots]))
 
 
 if __name__ == "__main__":
